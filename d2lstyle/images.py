@@ -1,0 +1,202 @@
+"""Images in and out: loading any picture safely, and the book's ``preprocess``/``postprocess``.
+
+The network's input space (the "book's space") is RGB in [0, 1], normalised per channel with the
+ImageNet mean and standard deviation, shape (n, 3, h, w) (D2L section 14.12).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import urllib.error
+import urllib.request
+import warnings
+from pathlib import Path
+from typing import Union
+
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .vgg import IMAGENET_MEAN, IMAGENET_STD
+
+ImageSource = Union[str, os.PathLike, Image.Image]
+
+D2L_IMG_URL = "https://raw.githubusercontent.com/d2l-ai/d2l-en/master/img/"
+DEMO_URLS = (D2L_IMG_URL + "rainier.jpg", D2L_IMG_URL + "autumn-oak.jpg")
+# Offline stand-ins that ship inside scikit-image's wheel (both public domain, see README).
+OFFLINE_DEMO = ("astronaut.png", "hubble_deep_field.jpg")
+
+
+class ImageLoadError(ValueError):
+    """A file or URL that is not a usable image; the message names it."""
+
+
+def cache_dir() -> Path:
+    """Where downloaded images are kept: ``$D2LSTYLE_CACHE``, else ``~/.cache/d2lstyle``."""
+    root = os.environ.get("D2LSTYLE_CACHE")
+    if root:
+        return Path(root)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "d2lstyle"
+
+
+def is_url(source) -> bool:
+    return isinstance(source, str) and source.startswith(("http://", "https://"))
+
+
+def fetch(url: str, timeout: float = 30.0, directory: str | os.PathLike | None = None) -> Path:
+    """Download ``url`` once into the cache and return the cached file's path.
+
+    The file is written under a temporary name and renamed when complete, so an interrupted
+    download never leaves a half file that a later call would take for the real one.
+    """
+    directory = Path(directory) if directory is not None else cache_dir()
+    name = os.path.basename(url.split("?")[0]) or "download"
+    digest = hashlib.sha256(url.encode()).hexdigest()[:10]
+    target = directory / f"{digest}-{name}"
+    if target.is_file():
+        return target
+    directory.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            partial.write_bytes(response.read())
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        partial.unlink(missing_ok=True)
+        reason = getattr(error, "reason", error)
+        raise ImageLoadError(f"cannot download {url}: {reason}") from error
+    partial.replace(target)
+    return target
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Any PIL mode to 8-bit RGB; transparency composited onto white, 16-bit scaled, not clipped."""
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        import numpy as np
+
+        values = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or values.max() > 255 else 255.0
+        if img.mode == "F" and values.max() <= 1.0:
+            top = 1.0
+        img = Image.fromarray((np.clip(values / top, 0, 1) * 255 + 0.5).astype(np.uint8), "L")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return img.convert("RGB")
+
+
+def load_image(source: ImageSource, *, timeout: float = 30.0) -> Image.Image:
+    """Open a PIL image, a file path or an http(s) URL as an RGB PIL image.
+
+    EXIF orientation is applied, every mode becomes RGB, and non-images, truncated files and
+    decompression bombs (more pixels than ``PIL.Image.MAX_IMAGE_PIXELS``) raise
+    :class:`ImageLoadError` naming the source. URLs are fetched with ``timeout`` and cached.
+    """
+    if isinstance(source, Image.Image):
+        return _to_rgb(ImageOps.exif_transpose(source))
+    if is_url(source):
+        label, path = source, fetch(source, timeout=timeout)
+    else:
+        label, path = str(source), Path(source)
+        if not path.exists():
+            raise ImageLoadError(f"{label}: no such file")
+        if path.is_dir():
+            raise ImageLoadError(f"{label}: is a folder, not an image")
+    try:
+        with warnings.catch_warnings():
+            # PIL only warns between MAX_IMAGE_PIXELS and twice that; we refuse both.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                return _to_rgb(img)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageLoadError(f"{label}: too many pixels, refused as a possible decompression bomb "
+                             f"({error})") from error
+    except UnidentifiedImageError as error:
+        raise ImageLoadError(f"{label}: not an image file (or a format Pillow cannot read)") from error
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageLoadError(f"{label}: cannot read image ({error})") from error
+
+
+def demo_images(timeout: float = 10.0, verbose: bool = True) -> tuple[Image.Image, Image.Image]:
+    """The book's pair, ``(content, style)``: rainier.jpg and autumn-oak.jpg, fetched and cached.
+
+    Offline, falls back to two public-domain images shipped inside scikit-image's wheel (the
+    astronaut Eileen Collins, NASA; the Hubble eXtreme Deep Field, NASA/ESA) and says so.
+    """
+    try:
+        return tuple(load_image(url, timeout=timeout) for url in DEMO_URLS)
+    except ImageLoadError as error:
+        content, style = offline_demo_images()
+        if verbose:
+            print(f"d2lstyle: offline ({error}); using scikit-image's "
+                  f"{OFFLINE_DEMO[0]} and {OFFLINE_DEMO[1]} instead of the book's pair")
+        return content, style
+
+
+def offline_demo_images() -> tuple[Image.Image, Image.Image]:
+    """``(content, style)`` from scikit-image's bundled data: astronaut.png, hubble_deep_field.jpg."""
+    return tuple(load_image(package_image(name)) for name in OFFLINE_DEMO)
+
+
+def package_image(name: str) -> Path:
+    """Path of an image that ships in scikit-image's wheel (``skimage/data/NAME``)."""
+    from importlib import resources
+
+    path = resources.files("skimage") / "data" / name
+    if not path.is_file():
+        raise ImageLoadError(f"scikit-image ships no image named {name!r}")
+    return Path(str(path))
+
+
+def fit_longest_side(width: int, height: int, size: int) -> tuple[int, int]:
+    """``(h, w)`` with the longest side ``size`` and the aspect ratio of ``width`` × ``height``."""
+    if size < 1:
+        raise ValueError(f"size must be a positive number of pixels, not {size}")
+    scale = size / max(width, height)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _stats(device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    mean = torch.tensor(IMAGENET_MEAN, device=device, dtype=dtype).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device, dtype=dtype).view(3, 1, 1)
+    return mean, std
+
+
+def preprocess(img: ImageSource, image_shape) -> torch.Tensor:
+    """PIL image (or path/URL) -> (1, 3, h, w) float32 tensor in the book's normalised space.
+
+    ``image_shape`` is ``(h, w)`` as in the book, or an int for the shorter side (torchvision's
+    ``Resize`` convention). Resizing is antialiased bilinear, as torchvision's on PIL images.
+    """
+    from torchvision.transforms import functional as TF
+
+    img = load_image(img)
+    size = image_shape if isinstance(image_shape, int) else list(image_shape)
+    X = TF.to_tensor(TF.resize(img, size))  # (3, h, w), values in [0, 1]
+    mean, std = _stats(X.device, X.dtype)
+    return ((X - mean) / std).unsqueeze(0)  # (1, 3, h, w)
+
+
+def postprocess(X: torch.Tensor):
+    """(3, h, w) or (1, 3, h, w) tensor in the book's space -> PIL RGB image, clamped to [0, 1].
+
+    A batch (n, 3, h, w) with n > 1 gives a list of n images. ``X`` is not modified.
+    """
+    from torchvision.transforms import functional as TF
+
+    X = X.detach()
+    if X.dim() == 3:
+        X = X.unsqueeze(0)
+    if X.dim() != 4 or X.shape[1] != 3:
+        raise ValueError(f"postprocess expects (3, h, w) or (n, 3, h, w), got {tuple(X.shape)}")
+    X = X.float().cpu()
+    mean, std = _stats(X.device, X.dtype)
+    # Round rather than truncate (ToPILImage truncates), so postprocess(preprocess(img)) == img.
+    pixels = (torch.clamp(X * std + mean, 0, 1) * 255).round().to(torch.uint8)  # (n, 3, h, w)
+    images = [TF.to_pil_image(x) for x in pixels]
+    return images[0] if len(images) == 1 else images

@@ -1,0 +1,55 @@
+"""The three losses of neural style transfer (D2L section 14.12; Gatys et al. 2016).
+
+Feature maps are (n, c, h, w). Every loss is a mean, so it does not grow with the image size, and
+every function works on a batch (the book's ``gram`` is only right for a batch of one).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def content_loss(Y_hat: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference between features ``Y_hat`` and the fixed target ``Y``.
+
+    The target is detached: it is a constant of the optimisation, never something to update.
+    """
+    return torch.square(Y_hat - Y.detach()).mean()
+
+
+def gram(X: torch.Tensor, normalize: str = "chw") -> torch.Tensor:
+    """Gram matrix of feature maps: (n, c, h, w) -> (n, c, c); a single (c, h, w) gives (c, c).
+
+    Entry (i, j) is the inner product of channels i and j over all positions, divided by
+    ``c * h * w`` as in the book (``normalize="chw"``) or by ``h * w`` (``"hw"``: the mean over
+    positions of the product, so its scale is that of the features squared). Either way it does
+    not depend on the image size.
+    """
+    if X.dim() == 3:
+        return gram(X.unsqueeze(0), normalize)[0]
+    n, c, h, w = X.shape
+    F = X.reshape(n, c, h * w)  # (n, c, hw)
+    G = F @ F.transpose(1, 2)  # (n, c, c)
+    if normalize == "chw":
+        return G / (c * h * w)
+    if normalize == "hw":
+        return G / (h * w)
+    raise ValueError(f"normalize must be 'chw' or 'hw', not {normalize!r}")
+
+
+def style_loss(Y_hat: torch.Tensor, gram_Y: torch.Tensor, normalize: str = "chw") -> torch.Tensor:
+    """Mean squared difference between the Gram matrix of ``Y_hat`` (n, c, h, w) and ``gram_Y``.
+
+    ``gram_Y`` is the style image's Gram matrix, (c, c) or (n, c, c), computed once beforehand
+    with the same ``normalize``.
+    """
+    return torch.square(gram(Y_hat, normalize) - gram_Y.detach()).mean()
+
+
+def tv_loss(Y_hat: torch.Tensor) -> torch.Tensor:
+    """Total variation of images (n, c, h, w): half the mean absolute difference of vertical
+    neighbours plus half that of horizontal ones (the book's anisotropic L1 form; Rudin et al. 1992).
+    """
+    vertical = torch.abs(Y_hat[:, :, 1:, :] - Y_hat[:, :, :-1, :]).mean()
+    horizontal = torch.abs(Y_hat[:, :, :, 1:] - Y_hat[:, :, :, :-1]).mean()
+    return 0.5 * (vertical + horizontal)
