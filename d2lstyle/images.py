@@ -7,7 +7,7 @@ ImageNet mean and standard deviation, shape (n, 3, h, w) (D2L section 14.12).
 from __future__ import annotations
 
 import hashlib
-import io
+import http.client
 import os
 import urllib.error
 import urllib.request
@@ -61,7 +61,7 @@ def fetch(url: str, timeout: float = 30.0, directory: str | os.PathLike | None =
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             partial.write_bytes(response.read())
-    except (urllib.error.URLError, OSError, ValueError) as error:
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
         partial.unlink(missing_ok=True)
         reason = getattr(error, "reason", error)
         raise ImageLoadError(f"cannot download {url}: {reason}") from error
@@ -99,12 +99,21 @@ def load_image(source: ImageSource, *, timeout: float = 30.0) -> Image.Image:
         return _to_rgb(ImageOps.exif_transpose(source))
     if is_url(source):
         label, path = source, fetch(source, timeout=timeout)
+        try:
+            return _open(path, label)
+        except ImageLoadError:
+            path.unlink(missing_ok=True)  # not an image (a proxy's page?): fetch afresh next time
+            raise
     else:
         label, path = str(source), Path(source)
         if not path.exists():
             raise ImageLoadError(f"{label}: no such file")
         if path.is_dir():
             raise ImageLoadError(f"{label}: is a folder, not an image")
+    return _open(path, label)
+
+
+def _open(path: Path, label: str) -> Image.Image:
     try:
         with warnings.catch_warnings():
             # PIL only warns between MAX_IMAGE_PIXELS and twice that; we refuse both.

@@ -17,7 +17,7 @@ from .features import extract_features
 from .images import ImageSource, fit_longest_side, load_image, postprocess, preprocess
 from .losses import content_loss, gram, style_loss, tv_loss
 from .presets import Preset, get_preset
-from .vgg import truncate, vgg19
+from .vgg import layer_index, layer_name, min_side, truncate, vgg19
 
 
 @dataclass
@@ -118,12 +118,20 @@ def transfer(content: ImageSource, style: ImageSource, *, preset="gatys", net: n
     device = try_device(device)
     content_img, style_img = load_image(content), load_image(style)
     content_shape, style_shape = image_shapes(content_img, style_img, settings)
+    layers = settings.content_layers + settings.style_layers
+    for source, label, (h, w) in ((content, "content", content_shape), (style, "style", style_shape)):
+        if min(h, w) < min_side(layers):
+            name = f"the {label} image" if isinstance(source, Image.Image) else str(source)
+            raise ValueError(
+                f"{name}, resized to {w}x{h} pixels, is too small for layer "
+                f"{layer_name(max(map(layer_index, layers)))}: each side needs at least "
+                f"{min_side(layers)} pixels; use a larger size or image_shape")
 
     with torch.random.fork_rng(devices=[]):  # the caller's RNG state is left as it was
         torch.manual_seed(seed)
         if net is None:
             net = vgg19(weights, pooling=settings.pooling)
-        net = _on_device(truncate(net, settings.content_layers + settings.style_layers), device)
+        net = _on_device(truncate(net, layers), device)
         content_X = preprocess(content_img, content_shape).to(device)  # (1, 3, h, w)
         style_X = preprocess(style_img, style_shape).to(device)
         with torch.no_grad():  # targets are constants: no graph needed
@@ -150,8 +158,8 @@ def transfer(content: ImageSource, style: ImageSource, *, preset="gatys", net: n
                 trainer.zero_grad()
                 contents_l, styles_l, tv_l, l = loss_terms()
                 l.backward()
-                record = {"step": step, "content": float(sum(contents_l)), "style": float(sum(styles_l)),
-                          "tv": float(tv_l), "total": float(l), "time": time.perf_counter() - start}
+                record = {"step": step, "content": float(sum(contents_l).detach()), "style": float(sum(styles_l).detach()),
+                          "tv": float(tv_l.detach()), "total": float(l.detach()), "time": time.perf_counter() - start}
                 history.append(record)
                 if not math.isfinite(record["total"]):
                     stopped = f"loss became non-finite at step {step}; kept the last finite image"

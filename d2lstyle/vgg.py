@@ -25,6 +25,7 @@ in-place, which is why the book's "conv" indices are in fact post-ReLU; see :fun
 
 from __future__ import annotations
 
+import operator
 import os
 from pathlib import Path
 from typing import Iterable, Sequence, Union
@@ -73,7 +74,8 @@ def layer_index(layer: Layer) -> int:
     """Index into ``vgg19().features`` of a layer given by name (``"relu4_2"``) or by index."""
     if isinstance(layer, bool):
         raise TypeError(f"layer must be a name such as 'relu4_2' or an index, not {layer!r}")
-    if isinstance(layer, int):
+    if not isinstance(layer, str) and hasattr(layer, "__index__"):  # numpy and torch integers too
+        layer = operator.index(layer)
         if not 0 <= layer < len(LAYER_NAMES):
             raise ValueError(f"layer index {layer} is out of range 0..{len(LAYER_NAMES) - 1}")
         return layer
@@ -190,8 +192,9 @@ def _features_only(state: dict, source: str) -> dict[str, torch.Tensor]:
     """Keep the ``features`` part of a full ``vgg19()`` state dict, or pass a features one through."""
     if any(key.startswith("features.") for key in state):
         state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
-    expected = {key for key in make_layers().state_dict()}
-    missing = sorted(expected - set(state), key=lambda k: int(k.split(".")[0]))
+    expected = [f"{i}.{kind}" for i, name in enumerate(LAYER_NAMES) if name.startswith("conv")
+                for kind in ("weight", "bias")]
+    missing = [key for key in expected if key not in state]
     if missing:
         raise ValueError(f"{source} is not a VGG19 state dict: missing {', '.join(missing[:3])}")
     return {key: state[key] for key in expected}
@@ -228,7 +231,10 @@ def vgg19(weights: str | os.PathLike | None = "original", pooling: str = "max",
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:
-            raise WeightsUnavailableError(f"cannot load weights file {str(path)!r}: {error}") from error
+            raise WeightsUnavailableError(
+                f"cannot load weights file {str(path)!r}: not a PyTorch state-dict file "
+                f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+            ) from error
         if not isinstance(state, dict):
             raise WeightsUnavailableError(f"weights file {str(path)!r} does not hold a state dict")
         try:
@@ -243,4 +249,13 @@ def vgg19(weights: str | os.PathLike | None = "original", pooling: str = "max",
 
 def truncate(net: nn.Sequential, layers: Sequence[Layer]) -> nn.Sequential:
     """The first modules of ``net`` up to the deepest of ``layers``: later ones are never needed."""
+    if not layers:
+        raise ValueError("truncate needs at least one layer")
     return net[: max(layer_index(layer) for layer in layers) + 1]
+
+
+def min_side(layers: Sequence[Layer]) -> int:
+    """Smallest image side, in pixels, that reaches the deepest of ``layers`` without pooling a
+    map that is already one pixel wide: 2 to the number of pooling layers on the way."""
+    deepest = max(layer_index(layer) for layer in layers)
+    return 2 ** sum(name.startswith("pool") for name in LAYER_NAMES[: deepest + 1])
