@@ -158,8 +158,10 @@ def transfer(content: ImageSource, style: ImageSource, *, preset="gatys", net: n
                 trainer.zero_grad()
                 contents_l, styles_l, tv_l, l = loss_terms()
                 l.backward()
-                record = {"step": step, "content": float(sum(contents_l).detach()), "style": float(sum(styles_l).detach()),
-                          "tv": float(tv_l.detach()), "total": float(l.detach()), "time": time.perf_counter() - start}
+                record = {"step": step, "content": sum((float(t.detach()) for t in contents_l), 0.0),
+                          "style": sum((float(t.detach()) for t in styles_l), 0.0),
+                          "tv": float(tv_l.detach()), "total": float(l.detach()),
+                          "time": time.perf_counter() - start}
                 history.append(record)
                 if not math.isfinite(record["total"]):
                     stopped = f"loss became non-finite at step {step}; kept the last finite image"

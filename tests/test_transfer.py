@@ -1,0 +1,237 @@
+"""transfer(): the 'd2l' preset against a re-statement of the book's loop, and the loop's promises."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+import d2lstyle
+from d2lstyle import postprocess, preprocess, transfer, vgg19
+
+SHAPE = (40, 56)  # small, so that 60 book steps take a second or two
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    return vgg19(weights=None)
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0, 255, 80, dtype=np.float64)
+    content = np.stack([np.add.outer(ramp[:60] * 0.5, ramp * 0.5)] * 3, -1)  # smooth diagonal ramp
+    style = rng.integers(0, 256, size=(50, 70, 3))  # noise: a texture with no layout
+    return (Image.fromarray(content.astype(np.uint8)), Image.fromarray(style.astype(np.uint8)))
+
+
+def book_loop(net, content_img, style_img, image_shape, num_epochs):
+    """D2L 14.12's training loop restated: torchvision-style in-place ReLUs, indices, Adam, StepLR.
+
+    Returns the total loss of every epoch (evaluated before that epoch's update).
+    """
+    style_layers, content_layers = [0, 5, 10, 19, 28], [25]
+    modules = []
+    for module in net[: max(content_layers + style_layers) + 1]:
+        modules.append(nn.ReLU(inplace=True) if isinstance(module, nn.ReLU) else module)
+    book_net = nn.Sequential(*modules)
+
+    def extract_features(X, content_layers, style_layers):
+        contents, styles = [], []
+        for i in range(len(book_net)):
+            X = book_net[i](X)
+            if i in style_layers:
+                styles.append(X)
+            if i in content_layers:
+                contents.append(X)
+        return contents, styles
+
+    def gram(X):
+        num_channels, n = X.shape[1], X.numel() // X.shape[1]
+        X = X.reshape((num_channels, n))
+        return torch.matmul(X, X.T) / (num_channels * n)
+
+    def compute_loss(X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram):
+        contents_l = [torch.square(Y_hat - Y.detach()).mean() * 1
+                      for Y_hat, Y in zip(contents_Y_hat, contents_Y)]
+        styles_l = [torch.square(gram(Y_hat) - Y.detach()).mean() * 1e4
+                    for Y_hat, Y in zip(styles_Y_hat, styles_Y_gram)]
+        tv_l = 0.5 * (torch.abs(X[:, :, 1:, :] - X[:, :, :-1, :]).mean()
+                      + torch.abs(X[:, :, :, 1:] - X[:, :, :, :-1]).mean()) * 10
+        return contents_l, styles_l, tv_l, sum(styles_l + contents_l + [tv_l])
+
+    content_X = preprocess(content_img, image_shape)
+    style_X = preprocess(style_img, image_shape)
+    contents_Y, _ = extract_features(content_X, content_layers, style_layers)
+    _, styles_Y = extract_features(style_X, content_layers, style_layers)
+    styles_Y_gram = [gram(Y) for Y in styles_Y]
+    X = nn.Parameter(content_X.clone())
+    trainer = torch.optim.Adam([X], lr=0.3)
+    scheduler = torch.optim.lr_scheduler.StepLR(trainer, 50, 0.8)
+    totals = []
+    for _ in range(num_epochs):
+        trainer.zero_grad()
+        contents_Y_hat, styles_Y_hat = extract_features(X, content_layers, style_layers)
+        _, _, _, l = compute_loss(X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram)
+        l.backward()
+        trainer.step()
+        scheduler.step()
+        totals.append(float(l.detach()))
+    return totals
+
+
+def test_d2l_preset_matches_book_loop(net, images):
+    book = book_loop(net, *images, SHAPE, num_epochs=60)
+    ours = transfer(*images, preset="d2l", net=net, image_shape=SHAPE, num_steps=60, progress=False)
+    totals = [record["total"] for record in ours.history]
+    assert len(totals) == 60
+    assert book[-1] < 0.95 * book[0], "the book's loop should make progress over 60 steps"
+    np.testing.assert_allclose(totals, book, rtol=1e-4)
+
+
+def test_d2l_preset_is_the_chapter():
+    preset = d2lstyle.get_preset("d2l")
+    assert preset.style_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "conv5_1")
+    assert preset.content_layers == ("relu4_4",)
+    assert (preset.content_weight, preset.style_weight, preset.tv_weight) == (1, 1e4, 10)
+    assert (preset.optimizer, preset.lr, preset.num_steps) == ("adam", 0.3, 500)
+    assert (preset.lr_decay_step, preset.lr_decay, preset.image_shape) == (50, 0.8, (300, 450))
+
+
+def test_history_records(net, images):
+    result = transfer(*images, preset="d2l", net=net, image_shape=SHAPE, num_steps=5, progress=False)
+    assert [r["step"] for r in result.history] == list(range(5))
+    for record in result.history:
+        assert {"content", "style", "tv", "total", "time"} <= set(record)
+        assert all(isinstance(record[k], float) for k in ("content", "style", "tv", "total", "time"))
+        assert math.isclose(record["total"], record["content"] + record["style"] + record["tv"],
+                            rel_tol=1e-5)
+    times = [r["time"] for r in result.history]
+    assert times == sorted(times)
+    # Initialised from the content image, so the first content term is exactly zero.
+    assert result.history[0]["content"] == 0.0
+    assert result.tensor.shape == (1, 3) + SHAPE
+    assert result.image.size == (SHAPE[1], SHAPE[0])
+    assert result.stopped is None
+
+
+def test_same_seed_same_result(net, images):
+    runs = [transfer(*images, net=net, size=40, num_steps=4, init="noise", seed=seed, progress=False)
+            for seed in (3, 3, 4)]
+    assert torch.equal(runs[0].tensor, runs[1].tensor)
+    assert not torch.equal(runs[0].tensor, runs[2].tensor)
+
+
+def test_callers_rng_untouched(net, images):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    transfer(*images, net=net, size=32, num_steps=1, init="noise", progress=False)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_net_argument_not_modified(net, images):
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    transfer(*images, net=net, size=32, num_steps=2, progress=False)
+    assert len(net) == 37
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_stop_at_loss(net, images):
+    full = transfer(*images, preset="d2l", net=net, image_shape=SHAPE, num_steps=20, progress=False)
+    target = full.history[10]["total"]
+    early = transfer(*images, preset="d2l", net=net, image_shape=SHAPE, num_steps=20,
+                     stop_at_loss=target, progress=False)
+    assert len(early.history) <= 11
+    assert early.history[-1]["total"] <= target
+    assert all(r["total"] > target for r in early.history[:-1])
+    assert "reached loss" in early.stopped
+
+
+def test_non_finite_loss_keeps_last_finite_image(net, images):
+    kept = {}
+
+    def poison(step, X, record):
+        if step == 3:
+            kept["X"] = X.clone()
+            X.fill_(float("nan"))  # X shares the image's storage: the next loss is NaN
+
+    with pytest.warns(RuntimeWarning, match="non-finite"):
+        result = transfer(*images, preset="d2l", net=net, image_shape=SHAPE, num_steps=10,
+                          callback=poison, progress=False)
+    assert len(result.history) == 5
+    assert "non-finite at step 4" in result.stopped
+    assert torch.isfinite(result.tensor).all()
+    assert torch.equal(result.tensor, kept["X"])
+
+
+def test_keyboard_interrupt_returns_result_so_far(net, images):
+    def interrupt(step, X, record):
+        if step == 2:
+            raise KeyboardInterrupt
+
+    result = transfer(*images, net=net, size=32, num_steps=50, callback=interrupt, progress=False)
+    assert len(result.history) == 3
+    assert "interrupted" in result.stopped
+    assert result.image.size[0] == 32 or result.image.size[1] == 32
+
+
+def test_callback_can_stop(net, images):
+    result = transfer(*images, net=net, size=32, num_steps=50, progress=False,
+                      callback=lambda step, X, record: step == 4)
+    assert len(result.history) == 5
+    assert "callback" in result.stopped
+
+
+def test_size_keeps_content_aspect(net, images):
+    result = transfer(*images, net=net, size=40, num_steps=1, progress=False)
+    assert result.image.size == (40, 30)  # the content is 80 x 60
+
+
+def test_bad_settings(net, images):
+    with pytest.raises(ValueError, match="num_steps must be at least 1"):
+        transfer(*images, net=net, num_steps=0, progress=False)
+    with pytest.raises(ValueError, match="unknown preset 'fast'"):
+        transfer(*images, net=net, preset="fast", progress=False)
+    with pytest.raises(ValueError, match="init must be"):
+        transfer(*images, net=net, init="zeros", progress=False)
+    with pytest.raises(ValueError, match="unknown layer 'relu9_1'"):
+        transfer(*images, net=net, style_layers=["relu9_1"], progress=False)
+    with pytest.raises(ValueError, match="size must be a positive"):
+        transfer(*images, net=net, size=0, progress=False)
+
+
+def test_named_layers_equal_indices(net, images):
+    kwargs = dict(net=net, size=32, num_steps=3, progress=False)
+    by_name = transfer(*images, content_layers=["relu4_2"], style_layers=["relu1_1", "relu3_1"], **kwargs)
+    by_index = transfer(*images, content_layers=[22], style_layers=[1, 11], **kwargs)
+    assert by_name.history == [dict(r, time=a["time"]) for r, a in zip(by_index.history, by_name.history)]
+
+
+@pytest.fixture(scope="module")
+def original_net():
+    return vgg19("original")
+
+
+def test_end_to_end_original_weights(original_net):
+    """Real weights, small real photographs: the style term falls a lot and the content stays."""
+    content, style = d2lstyle.images.offline_demo_images()
+    result = transfer(content, style, net=original_net, size=64, num_steps=40, progress=False)
+    first, last = result.history[0], result.history[-1]
+    assert last["style"] < 0.1 * first["style"]
+    # The content is still there: the result's content features are far closer to the content
+    # image's than the style image's are.
+    layer = result.settings.content_layers
+    with torch.no_grad():
+        X_content = preprocess(content, tuple(result.tensor.shape[-2:]))
+        X_style = preprocess(style, tuple(result.tensor.shape[-2:]))
+        (Y,), _ = d2lstyle.extract_features(X_content, original_net, layer, [])
+        (Y_result,), _ = d2lstyle.extract_features(result.tensor, original_net, layer, [])
+        (Y_style,), _ = d2lstyle.extract_features(X_style, original_net, layer, [])
+    assert d2lstyle.content_loss(Y_result, Y) < 0.5 * d2lstyle.content_loss(Y_style, Y)
+    # and the colours moved towards the style's (the Hubble field is far darker than the photo)
+    assert np.asarray(result.image).mean() < np.asarray(postprocess(X_content)).mean()
