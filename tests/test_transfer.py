@@ -217,21 +217,25 @@ def original_net():
     return vgg19("original")
 
 
+def luminance(img):
+    return np.asarray(img.convert("L"), dtype=np.float64)
+
+
+def correlation(a, b):
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
 def test_end_to_end_original_weights(original_net):
-    """Real weights, small real photographs: the style term falls a lot and the content stays."""
+    """Real weights, small real pictures: the style term falls a lot and the content stays."""
     content, style = d2lstyle.images.offline_demo_images()
     result = transfer(content, style, net=original_net, size=64, num_steps=40, progress=False)
     first, last = result.history[0], result.history[-1]
     assert last["style"] < 0.1 * first["style"]
-    # The content is still there: the result's content features are far closer to the content
-    # image's than the style image's are.
-    layer = result.settings.content_layers
-    with torch.no_grad():
-        X_content = preprocess(content, tuple(result.tensor.shape[-2:]))
-        X_style = preprocess(style, tuple(result.tensor.shape[-2:]))
-        (Y,), _ = d2lstyle.extract_features(X_content, original_net, layer, [])
-        (Y_result,), _ = d2lstyle.extract_features(result.tensor, original_net, layer, [])
-        (Y_style,), _ = d2lstyle.extract_features(X_style, original_net, layer, [])
-    assert d2lstyle.content_loss(Y_result, Y) < 0.5 * d2lstyle.content_loss(Y_style, Y)
+    # The content stays: the result's brightness pattern still follows the photograph's (a
+    # correlation near 1), far more than it follows the photograph upside down.
+    photo = luminance(content.resize(result.image.size))
+    ours = luminance(result.image)
+    assert correlation(ours, photo) > 0.5
+    assert correlation(ours, photo) > correlation(ours, photo[::-1]) + 0.3
     # and the colours moved towards the style's (the Hubble field is far darker than the photo)
-    assert np.asarray(result.image).mean() < np.asarray(postprocess(X_content)).mean()
+    assert ours.mean() < photo.mean()
