@@ -107,9 +107,9 @@ def content_by_layer(net, out: Path, smoke: bool) -> None:
     for layer in layers:
         result = transfer(img, img, net=net, init="noise", content_layers=[layer], style_layers=[],
                           style_weight=0, tv_weight=0, optimizer="lbfgs", lr=1,
-                          size=32 if smoke else 160, num_steps=2 if smoke else 150, progress=False)
+                          size=32 if smoke else 128, num_steps=2 if smoke else 100, progress=False)
         row.append(result.image)
-    save(grid([row], 48 if smoke else 160), out, "content_by_layer.jpg")
+    save(grid([row], 48 if smoke else 128), out, "content_by_layer.jpg")
 
 
 def texture_by_layer(net, out: Path, smoke: bool) -> None:
@@ -120,21 +120,21 @@ def texture_by_layer(net, out: Path, smoke: bool) -> None:
     for k in range(1, len(layers) + 1):
         result = transfer(style, style, net=net, init="noise", content_layers=[],
                           style_layers=layers[:k], content_weight=0, tv_weight=0,
-                          optimizer="lbfgs", lr=1, size=32 if smoke else 160,
-                          num_steps=2 if smoke else 150, progress=False)
+                          optimizer="lbfgs", lr=1, size=32 if smoke else 128,
+                          num_steps=2 if smoke else 100, progress=False)
         row.append(result.image)
-    save(grid([row], 48 if smoke else 160), out, "texture_by_layer.jpg")
+    save(grid([row], 48 if smoke else 128), out, "texture_by_layer.jpg")
 
 
 def tv_sweep(net, out: Path, smoke: bool) -> None:
     """The same transfer with the TV weight swept: from speckle to smooth."""
     content, style = load_image(package_image("astronaut.png")), swirls()
     row = []
-    for tv_weight in (0, 1e3, 1e4, 1e5):
+    for tv_weight in (0, 1e4, 1e5, 1e6):
         result = transfer(content, style, net=net, tv_weight=tv_weight,
-                          size=48 if smoke else 192, num_steps=2 if smoke else 120, progress=False)
+                          size=48 if smoke else 160, num_steps=2 if smoke else 80, progress=False)
         row.append(result.image)
-    save(grid([row], 48 if smoke else 192), out, "tv_sweep.jpg")
+    save(grid([row], 48 if smoke else 160), out, "tv_sweep.jpg")
 
 
 def training(net, out: Path, smoke: bool) -> None:
@@ -143,7 +143,7 @@ def training(net, out: Path, smoke: bool) -> None:
 
     content, style = load_image(package_image("astronaut.png")), swirls()
     result = transfer(content, style, preset="d2l", net=net, style_weight=1e-1, progress=False,
-                      image_shape=(32, 48) if smoke else (150, 225), num_steps=3 if smoke else 300)
+                      image_shape=(32, 48) if smoke else (120, 180), num_steps=3 if smoke else 200)
     steps = [r["step"] for r in result.history]
     fig, (ax, ay) = plt.subplots(1, 2, figsize=(9, 3))
     for key in ("content", "style", "tv"):
