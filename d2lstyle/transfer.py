@@ -103,6 +103,11 @@ def transfer(content: ImageSource, style: ImageSource, *, preset="gatys", net: n
     ``init`` is ``"content"`` (as the book) or ``"noise"``. ``callback(step, X, record)`` is called
     each step with the current image (1, 3, h, w) and the step's record; return True to stop.
 
+    ``fast=True`` asks for the same objective reached as fast as the package can on the device;
+    it is accepted now and does not yet change anything (the loop is already frozen-network and
+    truncated after the deepest layer used). ``stop_at_loss`` ends the loop as soon as the total
+    loss is at or below it.
+
     The same seed gives the same result on the CPU. A non-finite loss stops the loop with a
     warning and keeps the last image whose loss was finite; Ctrl-C returns the result so far.
     """
