@@ -50,10 +50,12 @@ class Preset:
 # The chapter exactly (D2L 14.12): the book's layer indices as its code really computes them.
 # torchvision's in-place ReLUs turn the stored outputs at 0, 5, 10, 19, 25 into post-ReLU values;
 # 28 stays pre-ReLU because it is the last module run (see d2lstyle.vgg.book_layers).
-# These weights were tuned for torchvision's network, whose features are about 1/255 the scale of
-# the "original" network's; with weights="original" the style term swamps the content term.
-# Measured with weights="original" on the demo pair: content_weight=1, style_weight=1e-2 and
-# tv_weight=10 keep both (see notebooks/05_training_loop.ipynb).
+# These weights were tuned for torchvision's network. The "original" network takes 0..255 input,
+# so its features are about 255 times larger: the content term grows by ~255**2 and the style
+# term (squared Gram entries) by ~255**4, and the style swamps the content. Keeping the book's
+# ratios means style_weight = 1e4 / 255**2 ~ 0.15 and tv_weight = 10 * 255**2 ~ 6.5e5 with
+# content_weight 1 (Adam does not care about the overall scale). figures/training.png is the
+# 'd2l' preset with those two overrides on the original weights; notebook 05 sweeps them.
 D2L = Preset(
     name="d2l",
     content_layers=tuple(book_layers([25], last=28)),                   # ("relu4_4",)
