@@ -9,6 +9,7 @@ from PIL import Image
 from torch import nn
 
 import d2lstyle
+from book import CONTENT_LAYERS, STYLE_LAYERS, book_extract_features, book_net
 from d2lstyle import postprocess, preprocess, transfer, vgg19
 
 SHAPE = (40, 56)  # small, so that 60 book steps take a second or two
@@ -34,21 +35,11 @@ def book_loop(net, content_img, style_img, image_shape, num_epochs):
 
     Returns the total loss of every epoch (evaluated before that epoch's update).
     """
-    style_layers, content_layers = [0, 5, 10, 19, 28], [25]
-    modules = []
-    for module in net[: max(content_layers + style_layers) + 1]:
-        modules.append(nn.ReLU(inplace=True) if isinstance(module, nn.ReLU) else module)
-    book_net = nn.Sequential(*modules)
+    style_layers, content_layers = STYLE_LAYERS, CONTENT_LAYERS
+    net = book_net(net)
 
     def extract_features(X, content_layers, style_layers):
-        contents, styles = [], []
-        for i in range(len(book_net)):
-            X = book_net[i](X)
-            if i in style_layers:
-                styles.append(X)
-            if i in content_layers:
-                contents.append(X)
-        return contents, styles
+        return book_extract_features(net, X, content_layers, style_layers)
 
     def gram(X):
         num_channels, n = X.shape[1], X.numel() // X.shape[1]

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import d2lstyle.vgg as vgg_module
+from book import CONTENT_LAYERS, STYLE_LAYERS, book_extract_features, book_net
 from d2lstyle.features import extract_features
 from d2lstyle.vgg import (CAFFE_BGR_MEAN, IMAGENET_MEAN, IMAGENET_STD, LAYER_NAMES,
                           WeightsUnavailableError, book_layers, layer_index, layer_name, truncate,
@@ -105,25 +106,12 @@ class TestBookLayers:
 
     def test_empirically(self, net):
         """The book's loop on an in-place-ReLU network reads what book_layers says it reads."""
-        # torchvision's layout: the same modules (weights shared), but in-place ReLUs.
-        inplace = nn.Sequential(*[nn.ReLU(inplace=True) if isinstance(m, nn.ReLU) else m for m in net])
-        content_layers, style_layers = [25], [0, 5, 10, 19, 28]
-        book_net = nn.Sequential(*[inplace[i] for i in range(max(content_layers + style_layers) + 1)])
-
-        def book_extract_features(X, content_layers, style_layers):  # D2L 14.12, verbatim
-            contents = []
-            styles = []
-            for i in range(len(book_net)):
-                X = book_net[i](X)
-                if i in style_layers:
-                    styles.append(X)
-                if i in content_layers:
-                    contents.append(X)
-            return contents, styles
+        content_layers, style_layers = CONTENT_LAYERS, STYLE_LAYERS
+        inplace = book_net(net)
 
         X = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
         with torch.no_grad():
-            book_contents, book_styles = book_extract_features(X, content_layers, style_layers)
+            book_contents, book_styles = book_extract_features(inplace, X, content_layers, style_layers)
             contents, styles = extract_features(X, net, book_layers(content_layers, last=28),
                                                 book_layers(style_layers))
             (conv1_1,), _ = extract_features(X, net, ["conv1_1"], [])
