@@ -22,8 +22,8 @@ SMOKE_SECONDS = 60
 
 
 def present():
-    """The notebooks of the series committed so far (the series is written in order of need)."""
-    return [name for name in SERIES if (NOTEBOOKS / f"{name}.ipynb").exists()]
+    """The notebooks of the series; every one must be committed (test_structure fails otherwise)."""
+    return list(SERIES)
 
 
 def read(name):
