@@ -200,6 +200,13 @@ class Explorer:
         self.preview = w.Image(format="png", width="320")
         self.losses = w.Image(value=loss_png([]), format="png", width="320")
 
+        # CSS classes name the parts for tests/test_browser.py (and for anyone styling them).
+        for name, part in (("preview", self.preview), ("losses", self.losses), ("status", self.status),
+                           ("run", self.run_button), ("stop", self.stop_button),
+                           ("size", self.size), ("steps", self.num_steps),
+                           *((key.replace("_", "-"), slider) for key, slider in self.sliders.items())):
+            part.add_class(f"d2lstyle-{name}")
+
         self.apply_preset(self.preset.value)
         if num_steps is not None:
             self.num_steps.value = num_steps
