@@ -33,6 +33,19 @@ def upload_v8(name, content):
              "last_modified": datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)},)
 
 
+def send_upload(upload, name, content):
+    """Set a FileUpload widget's value the way the browser's side of each ipywidgets version does."""
+    import ipywidgets
+
+    if ipywidgets.__version__.startswith("7."):  # value is read-only, computed when _counter changes
+        metadata = {"name": name, "type": "image/png", "size": len(content), "lastModified": 0}
+        upload.set_trait("metadata", [metadata])
+        upload.set_trait("data", [content])
+        upload.set_trait("_counter", upload._counter + 1)
+    else:
+        upload.value = upload_v8(name, content)
+
+
 # -- plain functions ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("upload", [upload_v7, upload_v8])
@@ -138,7 +151,7 @@ def test_moving_the_widgets_changes_the_settings(explorer):
 
 def test_an_upload_replaces_one_side_until_a_pair_is_chosen(explorer):
     pair_content, pair_style = explorer.images()
-    explorer.style_file.value = upload_v8("red.png", png_bytes())  # what the browser sends (v8)
+    send_upload(explorer.style_file, "red.png", png_bytes())
     content, style = explorer.images()
     assert content is pair_content and style.getpixel((0, 0)) == (255, 0, 0)
     assert Image.open(io.BytesIO(explorer.style_view.value)).size == (40, 30)
