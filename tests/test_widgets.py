@@ -5,8 +5,10 @@ tests/test_browser.py drives the same explorer in JupyterLab and Chromium.
 
 import datetime
 import io
+import os
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -201,3 +203,26 @@ def test_it_displays_as_a_widget_with_a_plain_text_fallback(explorer):
     bundle = explorer._repr_mimebundle_()
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == explorer.widget.model_id
     assert "JupyterLab" in bundle["text/plain"]
+
+
+def test_notebook_06_runs_through_without_ipywidgets(tmp_path, monkeypatch):
+    """The explorer's notebook, in smoke mode, in a kernel where `import ipywidgets` fails: one
+    clear line instead of the explorer, and the rest of the notebook still runs."""
+    nbformat = pytest.importorskip("nbformat")
+    from nbclient import NotebookClient
+
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "sitecustomize.py").write_text('import sys\nsys.modules["ipywidgets"] = None\n')
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), str(root)]))
+    monkeypatch.setenv("D2LSTYLE_SMOKE", "1")
+    monkeypatch.setenv("D2LSTYLE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    nb = nbformat.read(root / "notebooks" / "06_explorer.ipynb", as_version=4)
+    NotebookClient(nb, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = [output for cell in nb.cells if cell.cell_type == "code" for output in cell.outputs]
+    printed = "".join(output.get("text", "") for output in outputs)
+    assert widgets.NEEDS_WIDGETS + "\n" in printed
+    assert not any("application/vnd.jupyter.widget-view+json" in output.get("data", {})
+                   for output in outputs)
+    assert any("image/jpeg" in output.get("data", {}) for output in outputs)  # the run's picture
