@@ -19,6 +19,7 @@ real thing in JupyterLab and Chromium.
 
 from __future__ import annotations
 
+import html
 import io
 import tempfile
 import threading
@@ -27,10 +28,11 @@ from pathlib import Path
 
 from PIL import Image
 
-from .images import ImageLoadError, _open, demo_images, load_image, package_image
+from .images import ImageLoadError, _open, demo_images, load_image, package_image, postprocess
 from .patterns import mosaic, swirls
 from .presets import PRESETS, get_preset
-from .vgg import LAYER_NAMES
+from .transfer import transfer
+from .vgg import LAYER_NAMES, vgg19
 
 NEEDS_WIDGETS = "the explorer needs ipywidgets: pip install ipywidgets, then restart the kernel"
 # Shown by front ends that cannot draw widgets (GitHub, a plain-text console, a missing extension).
@@ -312,9 +314,6 @@ class Explorer:
 
     def _work(self) -> None:
         """The background thread: build the network once, run the transfer, update the views."""
-        from .transfer import transfer
-        from .vgg import vgg19
-
         try:
             settings = self.settings()
             content, style = self.images()
@@ -330,8 +329,6 @@ class Explorer:
                 now = time.perf_counter()
                 if now - last_update[0] >= self.refresh:
                     last_update[0] = now
-                    from .images import postprocess
-
                     self.preview.value = to_png(postprocess(X))
                     self.losses.value = loss_png(history)
                     self._say(f"step {step + 1} of {settings['num_steps']}: total loss "
@@ -355,8 +352,6 @@ class Explorer:
             self._lock.release()
 
     def _say(self, text: str, error: bool = False) -> None:
-        import html
-
         colour = "#b00" if error else "inherit"
         self.status.value = f'<span style="color:{colour}">{html.escape(text)}</span>'
 
