@@ -14,7 +14,10 @@ chromium`; Playwright's own browser download is not used). `.ci/run` installs bo
 D2LSTYLE_REQUIRE_BROWSER=1, which turns a missing one into a failure instead of a skip.
 """
 
+import base64
+import io
 import os
+import re
 import shutil
 import signal
 import socket
@@ -26,6 +29,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "06_explorer.ipynb"
@@ -57,6 +61,11 @@ def start_jupyterlab(folder: Path, port: int, token: str, log) -> subprocess.Pop
         "JUPYTERLAB_SETTINGS_DIR": str(folder / "settings"),
         "JUPYTERLAB_WORKSPACES_DIR": str(folder / "workspaces"),
     })
+    # No "get notified about Jupyter news?" toast over the page, and no update check (no network).
+    settings = folder / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(
+        '{"fetchNews": "false", "checkForUpdates": false}')
     command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
                "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
                f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={folder / 'root'}",
@@ -98,6 +107,7 @@ def drag(page, slider, fraction: float) -> None:
     """Drag ``slider``'s handle to ``fraction`` of its track, with the mouse, as a person would."""
     handle = slider.locator(".noUi-handle, .ui-slider-handle").first  # ipywidgets 8, 7
     track = slider.locator(".noUi-target, .ui-slider").first
+    slider.scroll_into_view_if_needed()  # JupyterLab scrolls inside its panel; the mouse needs it seen
     box, where = handle.bounding_box(), track.bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.mouse.down()
@@ -152,18 +162,31 @@ def test_explorer_runs_and_stops_in_jupyterlab_and_chromium(tmp_path):
     print(f"browser test: {time.perf_counter() - start:.0f} s from server start to teardown")
 
 
+def shown_image(img) -> Image.Image:
+    """The picture an <img> shows, read back from its blob: URL (ipywidgets' Image view)."""
+    data = img.evaluate("""async (el) => {
+        const bytes = new Uint8Array(await (await fetch(el.src)).arrayBuffer());
+        let text = ""; for (const b of bytes) text += String.fromCharCode(b);
+        return btoa(text); }""")
+    return Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB")
+
+
 def drive(page, url: str) -> None:
     page.goto(url)
-    # Run > Run All Cells, from JupyterLab's menu bar.
+    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for()  # the status bar: kernel ready
+    page.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt").first.click()  # focus the notebook
+    # Run > Run All, from JupyterLab's menu bar, as a person would.
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+    page.locator(".lm-Menu-item:not(.lm-mod-disabled) .lm-Menu-itemLabel").get_by_text(
+        re.compile(r"^Run All( Cells)?$")).first.click()
     # The last cell prints the run time: the whole notebook, with its short run, has been executed.
     page.locator(".jp-OutputArea-output", has_text="this run:").wait_for()
 
     preview, status = page.locator("img.d2lstyle-preview"), page.locator(".d2lstyle-status")
     run, stop_button = page.locator("button.d2lstyle-run"), page.locator("button.d2lstyle-stop")
     assert "done: 3 steps" in status.inner_text()  # the notebook's own run, from code
-    before = preview.get_attribute("src")
+    before, before_pixels = preview.get_attribute("src"), shown_image(preview)
+    assert max(before_pixels.size) == 48  # the smoke size
 
     # Drag the style-weight slider and check that the kernel got the new value (its readout).
     weight = page.locator(".d2lstyle-style-weight")
@@ -179,6 +202,9 @@ def drive(page, url: str) -> None:
                            arg=[preview.element_handle(), before])
     page.locator(".d2lstyle-status", has_text="done: 3 steps").wait_for()
     assert run.is_enabled() and stop_button.is_disabled()
+    after_pixels = shown_image(preview)
+    assert after_pixels.size == before_pixels.size
+    assert after_pixels.tobytes() != before_pixels.tobytes()  # a new picture, not just a new URL
 
     # A long run, stopped from the page: the kernel must still take clicks while it runs.
     drag(page, page.locator(".d2lstyle-steps"), 1.05)
