@@ -112,11 +112,12 @@ def transfer(content: ImageSource, style: ImageSource, *, preset="gatys", net: n
     (1, 3, h, w) and the step's record; return True to stop.
 
     ``fast=True`` minimises the same objective (layers, loss weights, image size) sooner: L-BFGS
-    with a coarse stage at half the size first, the network in bfloat16 where the device has fast
-    bfloat16 kernels (Gram matrices and losses stay float32), channels_last; see
-    :mod:`d2lstyle.fast` for what each lever measured. It then runs ``num_steps`` times
-    ``d2lstyle.fast.FAST_STEP_FRACTION`` steps at the full size, after the coarse stage; records
-    of the coarse stage have a smaller ``shape`` and their own loss scale.
+    with a line search on an image pyramid (the preset's objective at 1/4 and 1/2 of the size
+    first, each result upsampled to start the next), the network in bfloat16 where the device
+    has fast bfloat16 kernels (Gram matrices and losses stay float32), channels_last; see
+    :mod:`d2lstyle.fast` for what each lever measured and :func:`d2lstyle.fast.schedule` for the
+    budgets, which are fractions of ``num_steps``. Each record is one loss evaluation; those of
+    the coarse levels have a smaller ``shape`` and their own loss values.
 
     ``stop_at_loss`` ends the loop as soon as the total loss at the full size is at or below it;
     the loss compared is float32 by the preset's definition (with a reduced-precision network it
@@ -158,9 +159,9 @@ def transfer(content: ImageSource, style: ImageSource, *, preset="gatys", net: n
     amp_dtype = autocast_dtype(device) if fast else None
     if fast:
         # The objective is the preset's; only the way to its minimum changes (see d2lstyle.fast).
+        stages = schedule(content_shape, settings.num_steps, min_side(layers))
         settings = replace(settings, optimizer="lbfgs", lr=1.0, lr_decay_step=None,
                            num_steps=fast_steps(settings.num_steps))
-        stages = schedule(content_shape, settings.num_steps, min_side(layers))
     else:
         stages = [(content_shape, settings.num_steps)]
 
