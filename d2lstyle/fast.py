@@ -1,43 +1,47 @@
 """What ``transfer(fast=True)`` does differently, and what it measured before choosing.
 
-``fast=True`` minimises the *same* objective as the chosen preset (same layers, weights, Gram
-normalisation and image size), only sooner. Each lever below was measured on the project's
-machine, a 2-core AMD EPYC (AVX2, no AVX-512), with the original weights at 150x225 unless
-said otherwise; the numbers are in the README's "Performance" section and come from
-``python -m d2lstyle.benchmark``.
+``fast=True`` minimises the *same* objective as the chosen preset (same layers, loss weights, Gram
+normalisation and image size), only sooner. Each lever was measured on the project's machine, a
+2-core AMD EPYC (AVX2, no AVX-512), with the original weights on the offline demo pair, at
+150x225 on the 'd2l' objective, where the book's 200 Adam steps end at a loss of 1.147e8. These
+exploratory runs shared the machine, so their seconds are only comparable within a line; the
+README's "Performance" table comes from one run of ``python -m d2lstyle.benchmark``.
 
 Kept:
 
-- **L-BFGS** instead of Adam, with a strong-Wolfe line search (without one it stalled after a
-  coarse stage). Every loss evaluation, line-search trials included, is one step of the history
-  and counts against the budget. On the 'd2l' objective at 150x225 it reached the loss of the
-  book's 200 Adam steps in 122 evaluations (119 without a line search, when it did not stall).
-- **Coarse to fine**: most of the work is done at half the size (a quarter of the pixels, so a
-  quarter of the cost of a step), the result is upsampled bilinearly and the optimisation goes on
-  at the full size. The coarse objective is the same preset at the smaller size; only the
-  full-size steps count for ``stop_at_loss``. See :func:`schedule`.
+- **L-BFGS with a strong-Wolfe line search** instead of Adam: 122 loss evaluations to the book's
+  200-step loss (119 without a line search, but without one L-BFGS stalled for 200 evaluations
+  after a coarse stage: its first step is scaled by 1 / |gradient|_1, ~1e-10 at a loss of 1e10).
+  Every evaluation, line-search trials included, is one record of the history and counts
+  against the budget; the best image evaluated is returned.
+- **An image pyramid**: the preset's objective at 1/4 and then 1/2 of each side (down to a
+  shorter side of :data:`MIN_COARSE_SIDE`), each result upsampled bilinearly to start the next.
+  A step at half the size costs a quarter. Measured: 60 evaluations at 38x56, 40 at 75x112, then
+  57 at 150x225 reached the book's loss in 45 s, against 78 s for L-BFGS at the full size alone
+  (122 evaluations, an earlier run). One half-size stage of 100 Adam steps paid little (90 full-size
+  evaluations after it, 68 s): upsampling blurs the single-pixel stars of the style, so the
+  full-size loss starts again near 1e10.
 - **Targets under no_grad, frozen weights, the network cut after the deepest layer used**: the
   package does all three with or without ``fast`` (the book's code computes weight gradients it
-  never uses and runs to the last layer asked for, as we do).
+  never uses).
+- **channels_last**: one VGG19 forward and backward at 150x225 on one thread took 0.711 s against
+  0.764 s contiguous (7%, within this shared machine's noise, never slower); it costs a copy of
+  the truncated network (:func:`prepare_network`).
 
-Measured and dropped on this CPU:
+Measured and dropped where it does not pay:
 
-- **bfloat16 autocast**: one VGG19 forward and backward at 150x225 on one thread takes 0.76 s in
-  float32 and 39 s under bfloat16 autocast (forward alone: 0.6 s against 28 s). Without
-  AVX-512-BF16 or AMX, oneDNN has no bfloat16 convolution kernels and falls back to reference
-  code. :func:`autocast_dtype` therefore uses bfloat16 on the CPU only where oneDNN reports
-  bfloat16 support, and float32 otherwise. On CUDA it uses bfloat16 where the GPU supports it.
-  float16 is not used: with the original weights the losses reach 1e10 and their gradients
-  overflow float16's range without loss scaling.
-- **channels_last**: 0.711 s against 0.764 s for a forward and backward at 150x225 on one thread,
-  a 7% gain that is within the noise of this shared machine and costs a copy of the network; it
-  is applied (see :func:`prepare_network`) because it never measured slower.
+- **bfloat16 autocast on this CPU**: the same forward and backward took 39 s under bfloat16
+  autocast against 0.76 s in float32 (forward alone: 28 s against 0.6 s). Without AVX-512-BF16 or
+  AMX, oneDNN has no bfloat16 convolution kernels. :func:`autocast_dtype` therefore asks for
+  bfloat16 on the CPU only where oneDNN reports bfloat16 support, and on CUDA where the GPU
+  supports it. float16 is not used: with the original weights the losses reach 1e10 and their
+  gradients would overflow float16 without loss scaling.
 
-Whatever the precision of the network, Gram matrices and losses are computed in float32 (the
-features are cast up before :func:`d2lstyle.gram`, outside autocast), so a reported loss is the
-book's float32 definition up to the network's rounding. When the network runs in reduced
-precision, ``stop_at_loss`` is confirmed by a float32 evaluation at the full size before the loop
-stops (see :func:`d2lstyle.transfer.transfer`).
+Whatever the network's precision, Gram matrices and losses are computed in float32 (the features
+are cast up, and autocast is off around :func:`d2lstyle.compute_loss`). With a reduced-precision
+network, ``stop_at_loss`` is confirmed by a float32 evaluation before the loop stops, and only once
+the cheap loss is within ``STOP_CHECK_MARGIN`` of the target (see :mod:`d2lstyle.transfer`); in
+float32 each evaluation's own loss is the one compared, at no extra cost.
 """
 
 from __future__ import annotations
