@@ -211,6 +211,8 @@ class Objective:
             self.styles_Y_gram = [gram(Y, settings.gram_normalize) for Y in styles_Y]
 
     def features(self, X, content_layers, style_layers, amp_dtype="default"):
+        """:func:`extract_features` of ``X`` (1, 3, h, w), float32 whatever the network ran in;
+        ``amp_dtype`` overrides the objective's (None: float32 throughout)."""
         amp_dtype = self.amp_dtype if amp_dtype == "default" else amp_dtype
         if self.channels_last:
             X = X.contiguous(memory_format=torch.channels_last)
