@@ -131,8 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--save-every", type=positive_int, metavar="N",
                         help="also save the image every N steps, next to OUT as OUT_stepNNNN")
     parser.add_argument("--fast", action="store_true",
-                        help="the same objective reached sooner: L-BFGS, half size first, then "
-                             "the full size (python -m d2lstyle.benchmark measures it)")
+                        help="the same objective reached sooner: L-BFGS on an image pyramid, "
+                             "coarse sizes first (python -m d2lstyle.benchmark measures it)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no messages")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser

@@ -112,8 +112,8 @@ def transfer(content: ImageSource, style: ImageSource, *, preset="gatys", net: n
     (1, 3, h, w) and the step's record; return True to stop.
 
     ``fast=True`` minimises the same objective (layers, loss weights, image size) sooner: L-BFGS
-    with a line search on an image pyramid (the preset's objective at 1/4 and 1/2 of the size
-    first, each result upsampled to start the next), the network in bfloat16 where the device
+    with a line search on an image pyramid (the preset's objective with the sides halved down to
+    about 32 pixels first, coarsest first, each result upsampled to start the next), the network in bfloat16 where the device
     has fast bfloat16 kernels (Gram matrices and losses stay float32), channels_last; see
     :mod:`d2lstyle.fast` for what each lever measured and :func:`d2lstyle.fast.schedule` for the
     budgets, which are fractions of ``num_steps``. Each record is one loss evaluation; those of
