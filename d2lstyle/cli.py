@@ -130,7 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
                             help=f"weight of the {term} loss (default: the preset's)")
     parser.add_argument("--save-every", type=positive_int, metavar="N",
                         help="also save the image every N steps, next to OUT as OUT_stepNNNN")
-    parser.add_argument("--fast", action="store_true", help="transfer(fast=True): accepted, not yet faster")
+    parser.add_argument("--fast", action="store_true",
+                        help="the same objective reached sooner: L-BFGS on an image pyramid, "
+                             "coarse sizes first (python -m d2lstyle.benchmark measures it)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no messages")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser

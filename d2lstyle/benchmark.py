@@ -1,0 +1,371 @@
+"""``python -m d2lstyle.benchmark``: the book's loop against ``transfer(fast=True)``, in one process.
+
+On the same network (the original weights) and the same images (the offline demo pair), for each
+size it runs
+
+- the book's loop (D2L 14.12 re-stated below: Adam, lr 0.3, StepLR(50, 0.8), content 1 / style
+  1e4 / TV 10, initialised with the content image, float32), for the given number of steps;
+- ``transfer(..., preset="d2l", fast=True, stop_at_loss=<the book's final loss>)``;
+
+and prints seconds, steps, the final image's loss re-evaluated in float32 by the book's
+definition, the speed-up and peak memory. Then the per-step time of the 'd2l' preset without
+``fast`` against a bare VGG19 forward and backward at the same size (the floor), and the peak
+memory of one step at 300x450, 512 and 1024 px (longest side, the book's 2:3 aspect).
+
+Peak memory on the CPU is the peak resident set size of the process during the run minus the
+level just before it (sampled every 2 ms from ``/proc/self/statm``, after returning freed heap to
+the system with ``malloc_trim``): what the run added to the process, allocator caches included.
+On CUDA it is ``torch.cuda.max_memory_allocated`` minus the memory allocated before the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+
+from .fast import autocast_dtype
+from .images import OFFLINE_DEMO, offline_demo_images, preprocess
+from .memory import bytes_per_pixel
+from .presets import get_preset
+from .transfer import Objective, transfer, try_device
+from .vgg import truncate, vgg19
+
+DEFAULT_SIZES = "150x225:200,300x450:500"
+MEMORY_SIZES = ((300, 450), (341, 512), (683, 1024))
+QUICK_SIZES = "32x48:8"
+QUICK_MEMORY_SIZES = ((32, 48), (48, 72))
+
+# The book's layers by index (D2L 14.12), read from a network with in-place ReLUs as the book's.
+BOOK_STYLE_LAYERS, BOOK_CONTENT_LAYERS = [0, 5, 10, 19, 28], [25]
+
+
+# ----------------------------------------------------------------------------- the book's loop
+
+def book_net(net: nn.Sequential) -> nn.Sequential:
+    """The book's ``net``: ``net``'s first 29 modules (weights shared), ReLUs in place as torchvision's.
+
+    The weights stay frozen: the book's own network would also compute weight gradients it never
+    uses, which would only make this baseline slower.
+    """
+    modules = [nn.ReLU(inplace=True) if isinstance(m, nn.ReLU) else m for m in net]
+    return nn.Sequential(*modules[: max(BOOK_CONTENT_LAYERS + BOOK_STYLE_LAYERS) + 1])
+
+
+def book_loop(net: nn.Sequential, content_img, style_img, image_shape, num_epochs: int,
+              device: torch.device, lr: float = 0.3, lr_decay_epoch: int = 50):
+    """D2L 14.12's ``train`` re-stated, float32: returns the final image (1, 3, h, w) and the losses.
+
+    The book's names and code paths: ``extract_features`` over every module by index, ``gram``
+    as one matrix product divided by c*h*w, ``compute_loss`` with content 1, style 1e4, TV 10,
+    Adam and StepLR(lr_decay_epoch, 0.8), the image initialised with the content.
+    """
+    net = book_net(net)
+    style_layers, content_layers = BOOK_STYLE_LAYERS, BOOK_CONTENT_LAYERS
+    content_weight, style_weight, tv_weight = 1, 1e4, 10
+
+    def extract_features(X, content_layers, style_layers):
+        contents, styles = [], []
+        for i in range(len(net)):
+            X = net[i](X)
+            if i in style_layers:
+                styles.append(X)
+            if i in content_layers:
+                contents.append(X)
+        return contents, styles
+
+    def gram(X):
+        num_channels, n = X.shape[1], X.numel() // X.shape[1]
+        X = X.reshape((num_channels, n))
+        return torch.matmul(X, X.T) / (num_channels * n)
+
+    def compute_loss(X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram):
+        contents_l = [torch.square(Y_hat - Y.detach()).mean() * content_weight
+                      for Y_hat, Y in zip(contents_Y_hat, contents_Y)]
+        styles_l = [torch.square(gram(Y_hat) - Y.detach()).mean() * style_weight
+                    for Y_hat, Y in zip(styles_Y_hat, styles_Y_gram)]
+        tv_l = 0.5 * (torch.abs(X[:, :, 1:, :] - X[:, :, :-1, :]).mean()
+                      + torch.abs(X[:, :, :, 1:] - X[:, :, :, :-1]).mean()) * tv_weight
+        return sum(styles_l + contents_l + [tv_l])
+
+    content_X = preprocess(content_img, image_shape).to(device)
+    style_X = preprocess(style_img, image_shape).to(device)
+    contents_Y, _ = extract_features(content_X, content_layers, style_layers)
+    _, styles_Y = extract_features(style_X, content_layers, style_layers)
+    styles_Y_gram = [gram(Y) for Y in styles_Y]
+    X = nn.Parameter(content_X.clone())
+    trainer = torch.optim.Adam([X], lr=lr)
+    scheduler = torch.optim.lr_scheduler.StepLR(trainer, lr_decay_epoch, 0.8)
+    losses = []
+    for _ in range(num_epochs):
+        trainer.zero_grad()
+        contents_Y_hat, styles_Y_hat = extract_features(X, content_layers, style_layers)
+        l = compute_loss(X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram)
+        l.backward()
+        trainer.step()
+        scheduler.step()
+        losses.append(float(l.detach()))
+    return X.detach(), losses
+
+
+# ----------------------------------------------------------------------------- measuring
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class PeakMemory:
+    """Context manager: ``self.bytes`` is the peak memory the block added (see the module doc)."""
+
+    def __init__(self, device: torch.device, interval: float = 0.002):
+        self.device, self.interval, self.bytes = device, interval, 0
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+            return self
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+        self._page = os.sysconf("SC_PAGE_SIZE")
+        self._base = self._peak = self._rss()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _rss(self) -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * self._page
+
+    def _sample(self):
+        while not self._done.wait(self.interval):
+            self._peak = max(self._peak, self._rss())
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.bytes = torch.cuda.max_memory_allocated(self.device) - self._base
+            return False
+        self._done.set()
+        self._thread.join()
+        self.bytes = max(self._peak, self._rss()) - self._base
+        return False
+
+
+def float32_book_loss(net, content_img, style_img, image_shape, X, device) -> float:
+    """The book's total loss at the image ``X``, float32 (the 'd2l' preset's objective, which
+    matches the book to 1e-4: tests/test_transfer.py)."""
+    settings = get_preset("d2l").with_overrides(image_shape=image_shape)
+    objective = Objective(net, content_img, style_img, tuple(image_shape), tuple(image_shape),
+                          settings, device)
+    return objective.float32_loss(X.to(device))
+
+
+def bare_step_seconds(net, image_shape, device, reps: int, amp_dtype=None) -> float:
+    """Median seconds of a bare forward and backward through ``net`` at ``image_shape``: the floor."""
+    X = torch.randn(1, 3, *image_shape, device=device, requires_grad=True)
+    times = []
+    for _ in range(reps + 1):
+        _sync(device)
+        t = time.perf_counter()
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
+                            enabled=amp_dtype is not None):
+            Y = net(X)
+        Y.float().sum().backward()
+        _sync(device)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times[1:])  # the first one warms up
+
+
+def preset_step_seconds(net, content, style, image_shape, device, reps: int) -> float:
+    """Median seconds per step of ``transfer(preset="d2l")`` without fast, between steps."""
+    result = transfer(content, style, preset="d2l", net=net, image_shape=image_shape,
+                      num_steps=reps + 2, device=device, progress=False)
+    times = [r["time"] for r in result.history]
+    return statistics.median(b - a for a, b in zip(times[1:], times[2:]))
+
+
+def parse_sizes(text: str) -> list[tuple[tuple[int, int], int]]:
+    """``"150x225:200,300x450:500"`` -> ``[((150, 225), 200), ((300, 450), 500)]``."""
+    sizes = []
+    for item in text.split(","):
+        try:
+            shape, steps = item.strip().split(":")
+            h, w = (int(v) for v in shape.lower().split("x"))
+            steps = int(steps)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"bad size {item!r}: expected HxW:STEPS such as 150x225:200") from None
+        if min(h, w, steps) < 1:
+            raise argparse.ArgumentTypeError(f"bad size {item!r}: sides and steps must be >= 1")
+        sizes.append(((h, w), steps))
+    return sizes
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
+
+
+# ----------------------------------------------------------------------------- output
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool) -> str:
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        return "\n".join(lines)
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join(fmt.format(*row) for row in [header, *rows])
+
+
+def mib(n_bytes: float) -> str:
+    return f"{n_bytes / 2**20:.0f} MiB"
+
+
+def run(sizes, device: torch.device, weights, memory_sizes, reps: int, markdown: bool,
+        out=sys.stdout) -> list[dict]:
+    """Run everything and print the tables; returns the rows of the first table as dicts."""
+    def say(text=""):
+        print(text, file=out, flush=True)
+
+    torch.manual_seed(0)
+    net = truncate(vgg19(weights), get_preset("d2l").style_layers + get_preset("d2l").content_layers)
+    net = net.to(device)
+    content, style = offline_demo_images()
+    amp = autocast_dtype(device)
+    say(f"d2lstyle benchmark on {device}: {device_name(device)}; torch {torch.__version__}; "
+        f"weights {weights or 'random'}; images {OFFLINE_DEMO[0]} / {OFFLINE_DEMO[1]}; "
+        f"network precision with fast=True: {amp or torch.float32}")
+    say()
+
+    results, rows = [], []
+    for shape, steps in sizes:
+        size = f"{shape[0]}x{shape[1]}"
+        with PeakMemory(device) as memory:
+            _sync(device)
+            t = time.perf_counter()
+            X, _ = book_loop(net, content, style, shape, steps, device)
+            _sync(device)
+            book_seconds = time.perf_counter() - t
+        book_peak = memory.bytes
+        target = float32_book_loss(net, content, style, shape, X, device)
+        with PeakMemory(device) as memory:
+            _sync(device)
+            t = time.perf_counter()
+            fast = transfer(content, style, preset="d2l", net=net, image_shape=shape,
+                            num_steps=steps, fast=True, stop_at_loss=target, device=device,
+                            progress=False)
+            _sync(device)
+            fast_seconds = time.perf_counter() - t
+        fast_peak = memory.bytes
+        fast_loss = float32_book_loss(net, content, style, shape, fast.tensor, device)
+        coarse = sum(1 for r in fast.history if tuple(r["shape"]) != tuple(shape))
+        fine = len(fast.history) - coarse
+        reached = fast_loss <= target
+        results.append({"size": shape, "book_seconds": book_seconds, "book_steps": steps,
+                        "book_loss": target, "fast_seconds": fast_seconds,
+                        "fast_steps": (coarse, fine), "fast_loss": fast_loss,
+                        "speedup": book_seconds / fast_seconds, "reached": reached})
+        rows.append([f"book loop (Adam, float32)", size, str(steps), f"{book_seconds:.1f}",
+                     f"{target:.6g}", "1.0x", mib(book_peak)])
+        rows.append(["transfer(preset='d2l', fast=True)", size,
+                     f"{coarse} + {fine}" if coarse else str(fine), f"{fast_seconds:.1f}",
+                     f"{fast_loss:.6g}" + ("" if reached else " (target not reached)"),
+                     f"{book_seconds / fast_seconds:.1f}x", mib(fast_peak)])
+        say(f"  {size}: book {book_seconds:.1f} s -> loss {target:.6g}; fast {fast_seconds:.1f} s, "
+            f"{coarse} coarse + {fine} full-size steps -> loss {fast_loss:.6g} ({fast.stopped})")
+    say()
+    say("Time to the book's loss (steps of fast=True: half-size + full-size; loss: the final "
+        "image's, float32, book's definition):")
+    say(table(["run", "size", "steps", "seconds", "final loss", "speed-up", "peak memory"], rows,
+              markdown))
+    say()
+
+    rows = []
+    for shape, _ in sizes:
+        preset = preset_step_seconds(net, content, style, shape, device, reps)
+        bare = bare_step_seconds(net, shape, device, reps)
+        rows.append([f"{shape[0]}x{shape[1]}", f"{preset:.3f}", f"{bare:.3f}",
+                     f"{100 * (preset / bare - 1):+.1f}%"])
+        if amp is not None:
+            rows[-1].append(f"{bare_step_seconds(net, shape, device, reps, amp):.3f}")
+    header = ["size", "d2l step (s)", "bare VGG19 fwd+bwd (s)", "overhead"]
+    if amp is not None:
+        header.append(f"bare fwd+bwd, {str(amp).split('.')[-1]} autocast (s)")
+    say(f"Per-step time, median of {reps} steps, 'd2l' preset without fast against the floor:")
+    say(table(header, rows, markdown))
+    say()
+
+    rows = []
+    layers = get_preset("d2l").style_layers + get_preset("d2l").content_layers
+    for shape in memory_sizes:
+        with PeakMemory(device) as memory:
+            transfer(content, style, preset="d2l", net=net, image_shape=shape, num_steps=1,
+                     device=device, progress=False)
+        estimate = bytes_per_pixel(layers) * shape[0] * shape[1]
+        rows.append([f"{shape[0]}x{shape[1]}", mib(memory.bytes), mib(estimate)])
+    say("Peak memory of one 'd2l' step (targets included), float32, against d2lstyle.memory's "
+        "estimate:")
+    say(table(["size", "peak memory", "estimate"], rows, markdown))
+    return results
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m d2lstyle.benchmark",
+        description="Time the book's loop against transfer(preset='d2l', fast=True) in one process.")
+    parser.add_argument("--sizes", type=parse_sizes, default=None, metavar="HxW:STEPS,...",
+                        help=f"sizes and the book's steps at each (default: {DEFAULT_SIZES})")
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: the best there is)")
+    parser.add_argument("--reps", type=int, default=5, help="steps timed for the per-step table")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"smoke run: {QUICK_SIZES}, random weights, tiny memory sizes")
+    parser.add_argument("--markdown", action="store_true", help="print the tables in Markdown")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    device = try_device(args.device)
+    if args.quick:
+        sizes = args.sizes or parse_sizes(QUICK_SIZES)
+        weights, memory_sizes, reps = None, QUICK_MEMORY_SIZES, min(args.reps, 2)
+    else:
+        sizes = args.sizes or parse_sizes(DEFAULT_SIZES)
+        weights, memory_sizes, reps = "original", MEMORY_SIZES, args.reps
+    start = time.perf_counter()
+    run(sizes, device, weights, memory_sizes, reps, args.markdown)
+    print(f"\n(total {time.perf_counter() - start:.0f} s; reproduce: python -m d2lstyle.benchmark "
+          f"{' '.join(argv if argv is not None else sys.argv[1:])})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

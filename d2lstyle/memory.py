@@ -1,0 +1,81 @@
+"""How much memory a style-transfer step needs, and what to say when a device runs out.
+
+A step keeps every feature map of the truncated VGG19 for the backward pass, so its memory grows
+with the number of pixels: :func:`bytes_per_pixel` counts those maps (per input pixel, from the
+layer widths and the pooling) and :func:`fitting_size` turns a memory budget into the longest side
+that fits, keeping the aspect ratio.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+import torch
+
+from .vgg import LAYER_NAMES, Layer, layer_index
+
+_WIDTH = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
+
+# A step's peak over the maps the forward pass stores: the backward pass adds the gradient of the
+# current map and of its input (at most two of the 64-channel full-size maps, ~20% of the stored
+# values for the 'd2l' layers) and the convolution's workspace. Measured on the CPU (peak RSS of
+# one 'd2l' step at 300x450, see d2lstyle.benchmark): 2.9 KB per pixel against 2.4 KB stored, 1.2x;
+# 1.5 leaves room for CUDA's caching allocator, which rounds blocks up.
+PEAK_OVER_STORED = 1.5
+
+
+class DeviceMemoryError(RuntimeError):
+    """A run that does not fit in the device's memory; the message says what would."""
+
+
+def stored_values_per_pixel(layers: Sequence[Layer]) -> float:
+    """Feature-map values a forward pass to the deepest of ``layers`` keeps, per input pixel.
+
+    Every module's output up to that layer, each (c, h / 2**k, w / 2**k) after k poolings; the
+    input image's three channels included.
+    """
+    deepest = max(layer_index(layer) for layer in layers)
+    values, pooled = 3.0, 0
+    for name in LAYER_NAMES[: deepest + 1]:
+        block = int(name[4])  # conv1_1, relu1_1, pool1: the block's number
+        if name.startswith("pool"):
+            pooled += 1
+        values += _WIDTH[block] / 4**pooled
+    return values
+
+
+def bytes_per_pixel(layers: Sequence[Layer], element_size: int = 4) -> float:
+    """Estimated peak bytes of one optimisation step, per pixel of the image."""
+    return stored_values_per_pixel(layers) * element_size * PEAK_OVER_STORED
+
+
+def fitting_size(shape: tuple[int, int], budget_bytes: float, layers: Sequence[Layer],
+                 element_size: int = 4) -> int:
+    """Longest side, in pixels, of an image of ``shape``'s aspect whose step fits in ``budget_bytes``."""
+    h, w = shape
+    pixels = budget_bytes / bytes_per_pixel(layers, element_size)
+    scale = math.sqrt(pixels / (h * w))
+    return max(1, int(max(h, w) * scale) // 8 * 8)
+
+
+def free_memory(device: torch.device) -> Optional[int]:
+    """Free bytes on a CUDA ``device`` (all that can be freed of ours included), else None."""
+    if device.type != "cuda":
+        return None
+    free, _ = torch.cuda.mem_get_info(device)
+    return free + torch.cuda.memory_reserved(device)
+
+
+def out_of_memory_message(device: torch.device, shape: tuple[int, int], layers: Sequence[Layer],
+                          free_bytes: Optional[int], element_size: int = 4) -> str:
+    """One line: the size that did not fit on ``device`` and one that would."""
+    h, w = shape
+    need = bytes_per_pixel(layers, element_size) * h * w
+    message = (f"out of memory on {device} at {w}x{h} pixels (a step needs about "
+               f"{need / 2**30:.1f} GiB")
+    if free_bytes is None:
+        return message + "); try a smaller size or --device cpu"
+    fit = fitting_size(shape, 0.9 * free_bytes, layers, element_size)
+    return (message + f", {free_bytes / 2**30:.1f} GiB is free); try size={fit} "
+            f"(--size {fit}), or --device cpu")

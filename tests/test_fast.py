@@ -1,0 +1,238 @@
+"""fast=True, init from an image, stop_at_loss, out-of-memory messages and the benchmark's smoke run.
+
+A random network on tiny images, so that each test takes seconds. The losses are checked against
+tests/book.py's re-statement of the book, not against the package's own loss code.
+"""
+
+import importlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from book import CONTENT_LAYERS, STYLE_LAYERS, book_extract_features, book_net
+from d2lstyle import preprocess, transfer, vgg19
+from d2lstyle.cli import main as cli_main
+from d2lstyle.fast import schedule
+from d2lstyle.memory import (PEAK_OVER_STORED, DeviceMemoryError, bytes_per_pixel, fitting_size,
+                             stored_values_per_pixel)
+from d2lstyle.presets import get_preset
+
+transfer_module = importlib.import_module("d2lstyle.transfer")
+fast_module = importlib.import_module("d2lstyle.fast")
+SHAPE = (32, 48)
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    return vgg19(weights=None)
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0, 255, 80, dtype=np.float64)
+    content = np.stack([np.add.outer(ramp[:60] * 0.5, ramp * 0.5)] * 3, -1)
+    style = rng.integers(0, 256, size=(50, 70, 3))
+    return Image.fromarray(content.astype(np.uint8)), Image.fromarray(style.astype(np.uint8))
+
+
+def book_loss(net, content_img, style_img, X):
+    """The book's total loss (D2L 14.12, weights 1 / 1e4 / 10) at the image X, float32."""
+    net = book_net(net)
+    shape = tuple(X.shape[-2:])
+
+    def gram(Y):
+        c, n = Y.shape[1], Y.numel() // Y.shape[1]
+        Y = Y.reshape(c, n)
+        return Y @ Y.T / (c * n)
+
+    with torch.no_grad():
+        contents_Y, _ = book_extract_features(net, preprocess(content_img, shape), CONTENT_LAYERS, [])
+        _, styles_Y = book_extract_features(net, preprocess(style_img, shape), [], STYLE_LAYERS)
+        contents_hat, styles_hat = book_extract_features(net, X.float(), CONTENT_LAYERS, STYLE_LAYERS)
+        content = sum(torch.square(a - b).mean() for a, b in zip(contents_hat, contents_Y))
+        style = sum(torch.square(gram(a) - gram(b)).mean() for a, b in zip(styles_hat, styles_Y))
+        tv = 0.5 * (torch.abs(X[:, :, 1:, :] - X[:, :, :-1, :]).mean()
+                    + torch.abs(X[:, :, :, 1:] - X[:, :, :, :-1]).mean())
+        return float(content * 1 + style * 1e4 + tv * 10)
+
+
+# ----------------------------------------------------------------------------- fast=True
+
+def test_fast_reaches_the_preset_loss_of_the_same_objective(net, images, monkeypatch):
+    monkeypatch.setattr(fast_module, "MIN_COARSE_SIDE", 16)  # a coarse level at this tiny size
+    slow = transfer(*images, preset="d2l", net=net, image_shape=SHAPE, num_steps=30, lr=0.1,
+                     progress=False)
+    target = book_loss(net, *images, slow.tensor)
+    start = book_loss(net, *images, preprocess(images[0], SHAPE))
+    assert target < 0.9 * start  # the 30 Adam steps made progress
+    fast = transfer(*images, preset="d2l", net=net, image_shape=SHAPE, num_steps=100, fast=True,
+                    stop_at_loss=target, progress=False)
+    assert "reached loss" in fast.stopped
+    assert fast.tensor.shape == (1, 3) + SHAPE
+    # Same objective: the book's float32 loss of fast's image is at most the target, and fast's
+    # last full-size record is that loss (it stopped before updating the image).
+    assert book_loss(net, *images, fast.tensor) <= target * (1 + 1e-5)
+    assert fast.history[-1]["total"] == pytest.approx(book_loss(net, *images, fast.tensor), rel=1e-4)
+    # Coarse to fine: half-size steps first, then full-size ones, numbered on.
+    shapes = [r["shape"] for r in fast.history]
+    assert shapes[0] == (16, 24) and shapes[-1] == SHAPE
+    assert shapes == sorted(shapes)
+    assert [r["step"] for r in fast.history] == list(range(len(fast.history)))
+    assert fast.settings.optimizer == "lbfgs"
+
+
+def test_schedule_halves_the_sides_down_to_the_smallest_useful_level():
+    # budgets: a quarter of num_steps per coarse level, half of it at the full size
+    assert schedule((150, 225), 200, 16) == [((38, 56), 50), ((75, 112), 50), ((150, 225), 100)]
+    assert schedule((300, 450), 500, 16)[0] == ((38, 56), 125)
+    assert schedule((40, 60), 9, 16) == [((40, 60), 5)]  # 20 < MIN_COARSE_SIDE
+    assert schedule((300, 450), 8, 100) == [((150, 225), 2), ((300, 450), 4)]  # deep layers
+
+
+def test_reduced_precision_keeps_grams_and_losses_float32(net, images):
+    settings = get_preset("d2l").with_overrides(image_shape=SHAPE)
+    seen = []
+    hook = net[28].register_forward_hook(lambda module, args, output: seen.append(output.dtype))
+    try:
+        objective = transfer_module.Objective(net, *images, SHAPE, SHAPE, settings,
+                                              torch.device("cpu"), amp_dtype=torch.bfloat16)
+        X = preprocess(images[1], SHAPE).requires_grad_(True)
+        contents_l, styles_l, tv_l, l = objective.terms(X)
+        l.backward()
+    finally:
+        hook.remove()
+    assert seen and set(seen) == {torch.bfloat16}  # the network did run in bfloat16
+    assert all(G.dtype == torch.float32 for G in objective.styles_Y_gram)
+    assert all(t.dtype == torch.float32 for t in contents_l + styles_l + [tv_l, l])
+    assert X.grad.dtype == torch.float32
+    # bfloat16 keeps about 3 significant digits: the loss is close to the float32 one
+    assert float(l.detach()) == pytest.approx(book_loss(net, *images, X.detach()), rel=0.05)
+
+
+def test_stop_at_loss_in_reduced_precision_is_confirmed_in_float32(net, images, monkeypatch):
+    monkeypatch.setattr(transfer_module, "autocast_dtype", lambda device: torch.bfloat16)
+    slow = transfer(*images, preset="d2l", net=net, image_shape=SHAPE, num_steps=10, lr=0.1,
+                     progress=False)
+    target = book_loss(net, *images, slow.tensor)
+    fast = transfer(*images, preset="d2l", net=net, image_shape=SHAPE, num_steps=100, fast=True,
+                    stop_at_loss=target, progress=False)
+    assert "reached loss" in fast.stopped
+    assert "total_float32" in fast.history[-1]
+    assert book_loss(net, *images, fast.tensor) <= target * (1 + 1e-5)
+
+
+# ----------------------------------------------------------------------------- init
+
+def test_init_from_an_image_or_a_tensor(net, images):
+    start = {}
+
+    def keep_first(step, X, record):
+        start.setdefault("X", X.clone())
+        return True  # stop after the first step
+
+    picture = images[1]
+    transfer(*images, net=net, image_shape=SHAPE, init=picture, num_steps=3, callback=keep_first,
+             progress=False)
+    assert torch.equal(start.pop("X"), preprocess(picture, SHAPE))
+    # A tensor of another size is resized bilinearly: a constant image stays that constant.
+    constant = torch.full((3, 10, 10), 0.25)
+    result = transfer(*images, net=net, image_shape=SHAPE, init=constant, num_steps=1,
+                      callback=keep_first, progress=False)
+    assert torch.allclose(start.pop("X"), torch.full((1, 3) + SHAPE, 0.25))
+    assert result.tensor.shape == (1, 3) + SHAPE
+    # init is only read: continuing from a result leaves that result as it was
+    before = result.tensor.clone()
+    transfer(*images, net=net, image_shape=SHAPE, init=result.tensor, num_steps=2, progress=False)
+    assert torch.equal(result.tensor, before)
+
+
+def test_bad_init(net, images):
+    with pytest.raises(ValueError, match="init must be 'content', 'noise', a PIL image or a tensor, not 'zeros'"):
+        transfer(*images, net=net, init="zeros", progress=False)
+    with pytest.raises(ValueError, match="not a list"):
+        transfer(*images, net=net, init=[1, 2], progress=False)
+    with pytest.raises(ValueError, match=r"init tensor must be \(3, h, w\) or \(1, 3, h, w\), not \(2, 3, 8, 8\)"):
+        transfer(*images, net=net, init=torch.zeros(2, 3, 8, 8), progress=False)
+
+
+# ----------------------------------------------------------------------------- memory
+
+def test_stored_values_per_pixel_by_hand():
+    assert stored_values_per_pixel(["conv1_1"]) == 3 + 64
+    # conv1_1, relu1_1, conv1_2, relu1_2 at full size, pool1 at a quarter of the pixels
+    assert stored_values_per_pixel(["pool1"]) == 3 + 4 * 64 + 64 / 4
+    assert stored_values_per_pixel(["conv2_1"]) == 3 + 4 * 64 + 64 / 4 + 128 / 4
+    assert bytes_per_pixel(["conv1_1"], element_size=4) == 67 * 4 * PEAK_OVER_STORED
+
+
+def test_fitting_size_fits_the_budget():
+    layers = list(get_preset("d2l").style_layers)
+    budget = 2**30
+    side = fitting_size((300, 450), budget, layers)
+    h, w = round(300 * side / 450), side
+    assert bytes_per_pixel(layers) * h * w <= budget
+    assert bytes_per_pixel(layers) * (h + 8) * (w + 12) > budget  # and not much smaller than needed
+    assert side % 8 == 0
+
+
+def raise_oom(*args, **kwargs):
+    raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; ...)")
+
+
+def test_out_of_memory_becomes_one_line_with_a_size_that_fits(net, images, monkeypatch):
+    monkeypatch.setattr(transfer_module, "_stages", raise_oom)
+    monkeypatch.setattr(transfer_module, "free_memory", lambda device: 2**30)
+    layers = list(get_preset("d2l").style_layers) + list(get_preset("d2l").content_layers)
+    expected = fitting_size((300, 450), 0.9 * 2**30, layers)
+    with pytest.raises(DeviceMemoryError,
+                       match=rf"^out of memory on cpu at 450x300 pixels \(a step needs about "
+                             rf"[0-9.]+ GiB, 1.0 GiB is free\); try size={expected} "
+                             rf"\(--size {expected}\), or --device cpu$") as caught:
+        transfer(*images, preset="d2l", net=net, progress=False)
+    assert "\n" not in str(caught.value)
+
+
+def test_cli_out_of_memory_is_one_line(images, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(transfer_module, "_stages", raise_oom)
+    monkeypatch.setattr(transfer_module, "free_memory", lambda device: 2**30)
+    content, style = tmp_path / "c.png", tmp_path / "s.png"
+    images[0].save(content)
+    images[1].save(style)
+    out = tmp_path / "out.png"
+    status = cli_main([str(content), str(style), "-o", str(out), "--weights", "none", "--quiet",
+                       "--fast", "--size", "400"])
+    _, err = capsys.readouterr()
+    assert status == 1
+    assert err.count("\n") == 1 and err.startswith("d2lstyle: error: out of memory on cpu at 400x300")
+    assert "try size=" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_cli_help_describes_fast(capsys):
+    assert cli_main(["--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--fast" in text and "same objective" in text and "not yet" not in text
+
+
+# ----------------------------------------------------------------------------- benchmark
+
+def test_benchmark_quick_smoke(capsys):
+    from d2lstyle import benchmark
+
+    assert benchmark.main(["--quick", "--markdown", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "| book loop (Adam, float32) | 32x48 | 8 |" in out
+    assert "| transfer(preset='d2l', fast=True) | 32x48 |" in out
+    assert "bare VGG19 fwd+bwd" in out and "| 48x72 |" in out
+
+
+def test_benchmark_sizes_parse():
+    from d2lstyle.benchmark import parse_sizes
+
+    assert parse_sizes("150x225:200,300x450:500") == [((150, 225), 200), ((300, 450), 500)]
+    with pytest.raises(Exception, match="bad size '150:200'"):
+        parse_sizes("150:200")
