@@ -224,24 +224,38 @@ def test_usage_error_exits_non_zero():
 
 # --------------------------------------------------------------------------- nbgrader
 
+def nbgrader_command():
+    """How to run nbgrader here: this Python's, else $D2LSTYLE_NBGRADER or `nbgrader` on PATH (it
+    may live in a virtual environment of its own, since it brings its own Jupyter extensions)."""
+    try:
+        import nbgrader  # noqa: F401
+        return [sys.executable, "-m", "nbgrader"]
+    except ImportError:
+        pass
+    found = os.environ.get("D2LSTYLE_NBGRADER") or shutil.which("nbgrader")
+    if not found:
+        pytest.skip("nbgrader is not installed (pip install nbgrader, or set D2LSTYLE_NBGRADER)")
+    return [found]
+
+
 def test_nbgrader_generate_assignment_reads_the_same_markers(tmp_path):
     """Where nbgrader is installed, its own generate_assignment strips the series' notebook 02
-    exactly as ours does (the solution region, at the markers' indentation)."""
-    pytest.importorskip("nbgrader")
+    exactly as ours does (the solution region, at the markers' indentation), outputs included."""
+    command = nbgrader_command()
     course = tmp_path / "course"
     (course / "source" / "ps1").mkdir(parents=True)
     name = "02_content_loss.ipynb"
     shutil.copy(NOTEBOOKS / name, course / "source" / "ps1" / name)
     (course / "nbgrader_config.py").write_text(
         "c = get_config()\nc.CourseDirectory.root = r'%s'\nc.CourseDirectory.course_id = 'd2lstyle'\n" % course)
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", "ps1", "--force",
-                           "--CourseDirectory.db_url=sqlite:///" + str(tmp_path / "gradebook.db")],
-                          capture_output=True, text=True, cwd=course, env=env)
+    done = subprocess.run(command + ["generate_assignment", "ps1", "--force",
+                                     "--CourseDirectory.db_url=sqlite:///" + str(tmp_path / "gradebook.db")],
+                          capture_output=True, text=True, cwd=course)
     assert done.returncode == 0, done.stdout + done.stderr
     theirs = nbformat.read(course / "release" / "ps1" / name, as_version=4)
-    ours, _ = exercises.student_notebook(nbformat.read(NOTEBOOKS / name, as_version=4))
-    solution = [i for i, cell in enumerate(ours.cells) if "raise NotImplementedError()" in cell.source]
-    assert solution
-    for i in solution:
-        assert theirs.cells[i].source == ours.cells[i].source
+    ours, regions = exercises.student_notebook(nbformat.read(NOTEBOOKS / name, as_version=4))
+    assert regions >= 1 and len(theirs.cells) == len(ours.cells)
+    for mine, other in zip(ours.cells, theirs.cells):
+        assert other.source == mine.source
+        if other.cell_type == "code":
+            assert other.outputs == []
