@@ -653,16 +653,15 @@ def check_extract_features(fn: Callable) -> None:
                 len(exp_contents) != len(exp_styles):
             raise AssertionError(f"{name}: contents and styles are swapped ({described}): return "
                                  "(contents, styles), the content layers' outputs first")
+        outputs, Y = {}, X.detach()  # every module's output, to say which one a wrong answer holds
+        for i, module in enumerate(net):
+            Y = module(Y)
+            outputs[i] = Y
         for label, mine, right, layers in (("contents", contents, exp_contents, content_layers),
                                           ("styles", styles, exp_styles, style_layers)):
             if len(mine) != len(right):
                 raise AssertionError(f"{name}: {label} has {len(mine)} tensors for {described}; "
                                      f"expected {len(right)}, one per layer in {layers}")
-            outputs = {}
-            Y = X.detach()
-            for i, module in enumerate(net):
-                Y = module(Y)
-                outputs[i] = Y
             for j, (m, r, layer) in enumerate(zip(mine, right, layers)):
                 m = _as_tensor(m, name, described)
                 if tuple(m.shape) == tuple(r.shape) and _rel_error(m.detach(), r) <= 1e-4:
