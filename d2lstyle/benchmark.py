@@ -61,6 +61,23 @@ def book_net(net: nn.Sequential) -> nn.Sequential:
     return nn.Sequential(*modules[: max(BOOK_CONTENT_LAYERS + BOOK_STYLE_LAYERS) + 1])
 
 
+def book_extract_features(net: nn.Sequential, X: torch.Tensor, content_layers, style_layers):
+    """The book's ``extract_features``: run every module of ``net`` on ``X`` (1, 3, h, w) in turn
+    and keep the outputs at the given indices, as ``(contents, styles)`` lists.
+
+    With in-place ReLUs (:func:`book_net`) a kept "conv" output is overwritten by its ReLU unless
+    it is the last module run: the book's trap, which :func:`d2lstyle.vgg.book_layers` states.
+    """
+    contents, styles = [], []
+    for i in range(len(net)):
+        X = net[i](X)
+        if i in style_layers:
+            styles.append(X)
+        if i in content_layers:
+            contents.append(X)
+    return contents, styles
+
+
 def book_loop(net: nn.Sequential, content_img, style_img, image_shape, num_epochs: int,
               device: torch.device, lr: float = 0.3, lr_decay_epoch: int = 50):
     """D2L 14.12's ``train`` re-stated, float32: returns the final image (1, 3, h, w) and the losses.
@@ -74,14 +91,7 @@ def book_loop(net: nn.Sequential, content_img, style_img, image_shape, num_epoch
     content_weight, style_weight, tv_weight = 1, 1e4, 10
 
     def extract_features(X, content_layers, style_layers):
-        contents, styles = [], []
-        for i in range(len(net)):
-            X = net[i](X)
-            if i in style_layers:
-                styles.append(X)
-            if i in content_layers:
-                contents.append(X)
-        return contents, styles
+        return book_extract_features(net, X, content_layers, style_layers)
 
     def gram(X):
         num_channels, n = X.shape[1], X.numel() // X.shape[1]
@@ -250,10 +260,10 @@ def mib(n_bytes: float) -> str:
 
 
 def run(sizes, device: torch.device, weights, memory_sizes, reps: int, markdown: bool,
-        out=sys.stdout) -> list[dict]:
+        out=None) -> list[dict]:
     """Run everything and print the tables; returns the rows of the first table as dicts."""
-    def say(text=""):
-        print(text, file=out, flush=True)
+    def say(text=""):  # sys.stdout looked up at each call: tests and callers may replace it
+        print(text, file=out or sys.stdout, flush=True)
 
     torch.manual_seed(0)
     net = truncate(vgg19(weights), get_preset("d2l").style_layers + get_preset("d2l").content_layers)

@@ -1,27 +1,11 @@
-"""Our re-statement of D2L 14.12's network and feature loop, as a reference for the tests.
+"""The book's network and feature loop (D2L 14.12), as a reference for the tests.
 
 The book reads torchvision's ``vgg19().features``, whose ReLUs are in-place, by bare indices; the
-tests compare d2lstyle against this to show the 'd2l' preset and ``book_layers`` reproduce it.
+tests compare d2lstyle against this to show the 'd2l' preset and ``book_layers`` reproduce it. The
+re-statement lives in :mod:`d2lstyle.benchmark`, whose baseline is the same loop; it shares no
+code with :func:`d2lstyle.transfer` or :func:`d2lstyle.extract_features`.
 """
 
-from torch import nn
-
-CONTENT_LAYERS, STYLE_LAYERS = [25], [0, 5, 10, 19, 28]
-
-
-def book_net(net: nn.Sequential) -> nn.Sequential:
-    """``net``'s modules (weights shared) with in-place ReLUs, cut after index 28 as the book does."""
-    modules = [nn.ReLU(inplace=True) if isinstance(m, nn.ReLU) else m for m in net]
-    return nn.Sequential(*modules[: max(CONTENT_LAYERS + STYLE_LAYERS) + 1])
-
-
-def book_extract_features(net, X, content_layers, style_layers):
-    """The book's loop over every module, keeping outputs at the given indices."""
-    contents, styles = [], []
-    for i in range(len(net)):
-        X = net[i](X)
-        if i in style_layers:
-            styles.append(X)
-        if i in content_layers:
-            contents.append(X)
-    return contents, styles
+from d2lstyle.benchmark import BOOK_CONTENT_LAYERS as CONTENT_LAYERS  # noqa: F401
+from d2lstyle.benchmark import BOOK_STYLE_LAYERS as STYLE_LAYERS  # noqa: F401
+from d2lstyle.benchmark import book_extract_features, book_net  # noqa: F401
