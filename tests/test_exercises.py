@@ -248,9 +248,11 @@ def test_nbgrader_generate_assignment_reads_the_same_markers(tmp_path):
     shutil.copy(NOTEBOOKS / name, course / "source" / "ps1" / name)
     (course / "nbgrader_config.py").write_text(
         "c = get_config()\nc.CourseDirectory.root = r'%s'\nc.CourseDirectory.course_id = 'd2lstyle'\n" % course)
+    # nbgrader runs `alembic` from its own environment's bin folder: put that first on PATH.
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(command[0]).parent), os.environ["PATH"]]))
     done = subprocess.run(command + ["generate_assignment", "ps1", "--force",
                                      "--CourseDirectory.db_url=sqlite:///" + str(tmp_path / "gradebook.db")],
-                          capture_output=True, text=True, cwd=course)
+                          capture_output=True, text=True, cwd=course, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     theirs = nbformat.read(course / "release" / "ps1" / name, as_version=4)
     ours, regions = exercises.student_notebook(nbformat.read(NOTEBOOKS / name, as_version=4))
