@@ -78,34 +78,40 @@ def book_extract_features(net: nn.Sequential, X: torch.Tensor, content_layers, s
     return contents, styles
 
 
+def book_gram(X: torch.Tensor) -> torch.Tensor:
+    """The book's ``gram``: features (1, c, h, w) -> (c, c), X Xᵀ / (c·h·w); right for one image."""
+    num_channels, n = X.shape[1], X.numel() // X.shape[1]
+    X = X.reshape((num_channels, n))  # (c, hw)
+    return torch.matmul(X, X.T) / (num_channels * n)
+
+
+def book_compute_loss(X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram,
+                      content_weight=1, style_weight=1e4, tv_weight=10) -> torch.Tensor:
+    """The book's ``compute_loss`` with its weights, summed in its order: the total loss ``l``."""
+    contents_l = [torch.square(Y_hat - Y.detach()).mean() * content_weight
+                  for Y_hat, Y in zip(contents_Y_hat, contents_Y)]
+    styles_l = [torch.square(book_gram(Y_hat) - Y.detach()).mean() * style_weight
+                for Y_hat, Y in zip(styles_Y_hat, styles_Y_gram)]
+    tv_l = 0.5 * (torch.abs(X[:, :, 1:, :] - X[:, :, :-1, :]).mean()
+                  + torch.abs(X[:, :, :, 1:] - X[:, :, :, :-1]).mean()) * tv_weight
+    return sum(styles_l + contents_l + [tv_l])
+
+
 def book_loop(net: nn.Sequential, content_img, style_img, image_shape, num_epochs: int,
               device: torch.device, lr: float = 0.3, lr_decay_epoch: int = 50):
     """D2L 14.12's ``train`` re-stated, float32: returns the final image (1, 3, h, w) and the losses.
 
     The book's names and code paths: ``extract_features`` over every module by index, ``gram``
     as one matrix product divided by c*h*w, ``compute_loss`` with content 1, style 1e4, TV 10,
-    Adam and StepLR(lr_decay_epoch, 0.8), the image initialised with the content.
+    Adam and StepLR(lr_decay_epoch, 0.8), the image initialised with the content. ``losses`` holds
+    each epoch's total, evaluated before that epoch's update.
     """
     net = book_net(net)
     style_layers, content_layers = BOOK_STYLE_LAYERS, BOOK_CONTENT_LAYERS
-    content_weight, style_weight, tv_weight = 1, 1e4, 10
+    gram, compute_loss = book_gram, book_compute_loss
 
     def extract_features(X, content_layers, style_layers):
         return book_extract_features(net, X, content_layers, style_layers)
-
-    def gram(X):
-        num_channels, n = X.shape[1], X.numel() // X.shape[1]
-        X = X.reshape((num_channels, n))
-        return torch.matmul(X, X.T) / (num_channels * n)
-
-    def compute_loss(X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram):
-        contents_l = [torch.square(Y_hat - Y.detach()).mean() * content_weight
-                      for Y_hat, Y in zip(contents_Y_hat, contents_Y)]
-        styles_l = [torch.square(gram(Y_hat) - Y.detach()).mean() * style_weight
-                    for Y_hat, Y in zip(styles_Y_hat, styles_Y_gram)]
-        tv_l = 0.5 * (torch.abs(X[:, :, 1:, :] - X[:, :, :-1, :]).mean()
-                      + torch.abs(X[:, :, :, 1:] - X[:, :, :, :-1]).mean()) * tv_weight
-        return sum(styles_l + contents_l + [tv_l])
 
     content_X = preprocess(content_img, image_shape).to(device)
     style_X = preprocess(style_img, image_shape).to(device)
@@ -303,7 +309,7 @@ def run(sizes, device: torch.device, weights, memory_sizes, reps: int, markdown:
                         "book_loss": target, "fast_seconds": fast_seconds,
                         "fast_steps": (coarse, fine), "fast_loss": fast_loss,
                         "speedup": book_seconds / fast_seconds, "reached": reached})
-        rows.append([f"book loop (Adam, float32)", size, str(steps), f"{book_seconds:.1f}",
+        rows.append(["book loop (Adam, float32)", size, str(steps), f"{book_seconds:.1f}",
                      f"{target:.6g}", "1.0x", mib(book_peak)])
         rows.append(["transfer(preset='d2l', fast=True)", size,
                      f"{coarse} + {fine}" if coarse else str(fine), f"{fast_seconds:.1f}",

@@ -7,7 +7,8 @@ import torchvision
 from torchvision.transforms import functional as TF
 
 import d2lstyle
-from d2lstyle import checks
+from d2lstyle import benchmark, checks
+from d2lstyle.benchmark import book_gram
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
@@ -27,10 +28,6 @@ def dh(X):
 
 # --------------------------------------------------------------------------- the book's definitions
 
-def book_gram(X):  # D2L 14.12, verbatim: right for a batch of one
-    num_channels, n = X.shape[1], X.numel() // X.shape[1]
-    X = X.reshape((num_channels, n))
-    return torch.matmul(X, X.T) / (num_channels * n)
 
 
 def book_content_loss(Y_hat, Y):
@@ -60,14 +57,8 @@ def book_postprocess(img):  # truncates to 0..255, where d2lstyle rounds
 
 
 def book_extract_features(X, net, content_layers, style_layers):
-    contents, styles = [], []
-    for i in range(len(net)):
-        X = net[i](X)
-        if i in style_layers:
-            styles.append(X)
-        if i in content_layers:
-            contents.append(X)
-    return contents, styles
+    """The book's loop, with the arguments in the exercise's (and the package's) order."""
+    return benchmark.book_extract_features(net, X, content_layers, style_layers)
 
 
 def book_compute_loss(X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram, settings):

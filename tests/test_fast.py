@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from book import CONTENT_LAYERS, STYLE_LAYERS, book_extract_features, book_net
+from book import (CONTENT_LAYERS, STYLE_LAYERS, book_compute_loss, book_extract_features, book_gram,
+                  book_net)
 from d2lstyle import preprocess, transfer, vgg19
 from d2lstyle.cli import main as cli_main
 from d2lstyle.fast import schedule
@@ -43,21 +44,12 @@ def book_loss(net, content_img, style_img, X):
     """The book's total loss (D2L 14.12, weights 1 / 1e4 / 10) at the image X, float32."""
     net = book_net(net)
     shape = tuple(X.shape[-2:])
-
-    def gram(Y):
-        c, n = Y.shape[1], Y.numel() // Y.shape[1]
-        Y = Y.reshape(c, n)
-        return Y @ Y.T / (c * n)
-
     with torch.no_grad():
         contents_Y, _ = book_extract_features(net, preprocess(content_img, shape), CONTENT_LAYERS, [])
         _, styles_Y = book_extract_features(net, preprocess(style_img, shape), [], STYLE_LAYERS)
         contents_hat, styles_hat = book_extract_features(net, X.float(), CONTENT_LAYERS, STYLE_LAYERS)
-        content = sum(torch.square(a - b).mean() for a, b in zip(contents_hat, contents_Y))
-        style = sum(torch.square(gram(a) - gram(b)).mean() for a, b in zip(styles_hat, styles_Y))
-        tv = 0.5 * (torch.abs(X[:, :, 1:, :] - X[:, :, :-1, :]).mean()
-                    + torch.abs(X[:, :, :, 1:] - X[:, :, :, :-1]).mean())
-        return float(content * 1 + style * 1e4 + tv * 10)
+        return float(book_compute_loss(X.float(), contents_hat, styles_hat, contents_Y,
+                                       [book_gram(Y) for Y in styles_Y]))
 
 
 # ----------------------------------------------------------------------------- fast=True

@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch import nn
 
 import d2lstyle
-from book import CONTENT_LAYERS, STYLE_LAYERS, book_extract_features, book_net
-from d2lstyle import postprocess, preprocess, transfer, vgg19
+from book import book_loop
+from d2lstyle import transfer, vgg19
 
 SHAPE = (40, 56)  # small, so that 60 book steps take a second or two
 
@@ -30,53 +29,8 @@ def images():
     return (Image.fromarray(content.astype(np.uint8)), Image.fromarray(style.astype(np.uint8)))
 
 
-def book_loop(net, content_img, style_img, image_shape, num_epochs):
-    """D2L 14.12's training loop restated: torchvision-style in-place ReLUs, indices, Adam, StepLR.
-
-    Returns the total loss of every epoch (evaluated before that epoch's update).
-    """
-    style_layers, content_layers = STYLE_LAYERS, CONTENT_LAYERS
-    net = book_net(net)
-
-    def extract_features(X, content_layers, style_layers):
-        return book_extract_features(net, X, content_layers, style_layers)
-
-    def gram(X):
-        num_channels, n = X.shape[1], X.numel() // X.shape[1]
-        X = X.reshape((num_channels, n))
-        return torch.matmul(X, X.T) / (num_channels * n)
-
-    def compute_loss(X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram):
-        contents_l = [torch.square(Y_hat - Y.detach()).mean() * 1
-                      for Y_hat, Y in zip(contents_Y_hat, contents_Y)]
-        styles_l = [torch.square(gram(Y_hat) - Y.detach()).mean() * 1e4
-                    for Y_hat, Y in zip(styles_Y_hat, styles_Y_gram)]
-        tv_l = 0.5 * (torch.abs(X[:, :, 1:, :] - X[:, :, :-1, :]).mean()
-                      + torch.abs(X[:, :, :, 1:] - X[:, :, :, :-1]).mean()) * 10
-        return contents_l, styles_l, tv_l, sum(styles_l + contents_l + [tv_l])
-
-    content_X = preprocess(content_img, image_shape)
-    style_X = preprocess(style_img, image_shape)
-    contents_Y, _ = extract_features(content_X, content_layers, style_layers)
-    _, styles_Y = extract_features(style_X, content_layers, style_layers)
-    styles_Y_gram = [gram(Y) for Y in styles_Y]
-    X = nn.Parameter(content_X.clone())
-    trainer = torch.optim.Adam([X], lr=0.3)
-    scheduler = torch.optim.lr_scheduler.StepLR(trainer, 50, 0.8)
-    totals = []
-    for _ in range(num_epochs):
-        trainer.zero_grad()
-        contents_Y_hat, styles_Y_hat = extract_features(X, content_layers, style_layers)
-        _, _, _, l = compute_loss(X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram)
-        l.backward()
-        trainer.step()
-        scheduler.step()
-        totals.append(float(l.detach()))
-    return totals
-
-
 def test_d2l_preset_matches_book_loop(net, images):
-    book = book_loop(net, *images, SHAPE, num_epochs=60)
+    _, book = book_loop(net, *images, SHAPE, num_epochs=60, device=torch.device("cpu"))
     ours = transfer(*images, preset="d2l", net=net, image_shape=SHAPE, num_steps=60, progress=False)
     totals = [record["total"] for record in ours.history]
     assert len(totals) == 60
