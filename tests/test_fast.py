@@ -6,10 +6,8 @@ tests/book.py's re-statement of the book, not against the package's own loss cod
 
 import importlib
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from book import (CONTENT_LAYERS, STYLE_LAYERS, book_compute_loss, book_extract_features, book_gram,
                   book_net)
@@ -29,15 +27,6 @@ SHAPE = (32, 48)
 def net():
     torch.manual_seed(0)
     return vgg19(weights=None)
-
-
-@pytest.fixture(scope="module")
-def images():
-    rng = np.random.default_rng(0)
-    ramp = np.linspace(0, 255, 80, dtype=np.float64)
-    content = np.stack([np.add.outer(ramp[:60] * 0.5, ramp * 0.5)] * 3, -1)
-    style = rng.integers(0, 256, size=(50, 70, 3))
-    return Image.fromarray(content.astype(np.uint8)), Image.fromarray(style.astype(np.uint8))
 
 
 def book_loss(net, content_img, style_img, X):

@@ -5,7 +5,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import d2lstyle
 from book import book_loop
@@ -18,15 +17,6 @@ SHAPE = (40, 56)  # small, so that 60 book steps take a second or two
 def net():
     torch.manual_seed(0)
     return vgg19(weights=None)
-
-
-@pytest.fixture(scope="module")
-def images():
-    rng = np.random.default_rng(0)
-    ramp = np.linspace(0, 255, 80, dtype=np.float64)
-    content = np.stack([np.add.outer(ramp[:60] * 0.5, ramp * 0.5)] * 3, -1)  # smooth diagonal ramp
-    style = rng.integers(0, 256, size=(50, 70, 3))  # noise: a texture with no layout
-    return (Image.fromarray(content.astype(np.uint8)), Image.fromarray(style.astype(np.uint8)))
 
 
 def test_d2l_preset_matches_book_loop(net, images):
