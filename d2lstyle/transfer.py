@@ -302,10 +302,7 @@ def _optimise(X, objective: Objective, settings: Preset, num_steps: int, stop_at
             trainer.zero_grad()
             contents_l, styles_l, tv_l, l = objective.terms(X)
             l.backward()
-            record = {"step": step, "content": sum((float(t.detach()) for t in contents_l), 0.0),
-                      "style": sum((float(t.detach()) for t in styles_l), 0.0),
-                      "tv": float(tv_l.detach()), "total": float(l.detach()),
-                      "time": time.perf_counter() - start, "shape": shape}
+            record = _record(step, contents_l, styles_l, tv_l, l, time.perf_counter() - start, shape)
             history.append(record)
             if not math.isfinite(record["total"]):
                 stopped = f"loss became non-finite at step {step}; kept the last finite image"
@@ -314,10 +311,7 @@ def _optimise(X, objective: Objective, settings: Preset, num_steps: int, stop_at
                 X.data.copy_(last_finite)
                 return stopped
             last_finite = X.detach().clone()
-            if bar is not None:
-                bar.set_postfix({k: f"{record[k]:.3g}" for k in ("content", "style", "tv")},
-                                refresh=False)
-                bar.update()
+            _show(bar, record)
             if stop_at_loss is not None and _reached(X, objective, record, stop_at_loss):
                 return (f"reached loss {record.get('total_float32', record['total']):.6g} "
                         f"<= {stop_at_loss:g} at step {step}")
@@ -366,19 +360,13 @@ def _optimise_fast(X, objective: Objective, settings: Preset, num_evaluations: i
         contents_l, styles_l, tv_l, l = objective.terms(X)
         l.backward()
         step = len(history)
-        record = {"step": step, "content": sum((float(t.detach()) for t in contents_l), 0.0),
-                  "style": sum((float(t.detach()) for t in styles_l), 0.0),
-                  "tv": float(tv_l.detach()), "total": float(l.detach()),
-                  "time": time.perf_counter() - start, "shape": shape}
+        record = _record(step, contents_l, styles_l, tv_l, l, time.perf_counter() - start, shape)
         history.append(record)
         if not math.isfinite(record["total"]):
             raise _Stop(f"loss became non-finite at step {step}; kept the best finite image")
         if record["total"] < best["loss"]:
             best["loss"], best["X"] = record["total"], X.detach().clone()
-        if bar is not None:
-            bar.set_postfix({k: f"{record[k]:.3g}" for k in ("content", "style", "tv")},
-                            refresh=False)
-            bar.update()
+        _show(bar, record)
         if stop_at_loss is not None and _reached(X, objective, record, stop_at_loss):
             raise _Stop(f"reached loss {record.get('total_float32', record['total']):.6g} "
                         f"<= {stop_at_loss:g} at step {step}")
@@ -400,6 +388,21 @@ def _optimise_fast(X, objective: Objective, settings: Preset, num_evaluations: i
     if reason is None or not reason.startswith("reached loss"):
         X.data.copy_(best["X"])  # the best image seen, not the line search's last trial
     return reason
+
+
+def _record(step: int, contents_l, styles_l, tv_l, l, seconds: float, shape) -> dict:
+    """One entry of ``Result.history``: the weighted terms of :func:`compute_loss` as Python floats
+    (each summed over its layers), the step, ``seconds`` since the call began and the image's (h, w)."""
+    return {"step": step, "content": sum((float(t.detach()) for t in contents_l), 0.0),
+            "style": sum((float(t.detach()) for t in styles_l), 0.0),
+            "tv": float(tv_l.detach()), "total": float(l.detach()), "time": seconds, "shape": shape}
+
+
+def _show(bar, record: dict) -> None:
+    """Advance the progress bar (None when off) by one step, showing the three terms."""
+    if bar is not None:
+        bar.set_postfix({k: f"{record[k]:.3g}" for k in ("content", "style", "tv")}, refresh=False)
+        bar.update()
 
 
 def _reached(X, objective: Objective, record: dict, stop_at_loss: float) -> bool:
