@@ -20,7 +20,7 @@ from PIL import Image
 
 import d2lstyle
 from d2lstyle import extract_features, preprocess, transfer, vgg19
-from d2lstyle.images import fit_longest_side, load_image, package_image
+from d2lstyle.images import load_image, package_image
 from d2lstyle.patterns import mosaic, swirls
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,6 +1,5 @@
 """The notebook series: structure, Colab cells in step with pyproject, and a smoke run of each."""
 
-import os
 import re
 import subprocess
 import sys
