@@ -99,7 +99,7 @@ def book_compute_loss(X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram
 
 def book_loop(net: nn.Sequential, content_img, style_img, image_shape, num_epochs: int,
               device: torch.device, lr: float = 0.3, lr_decay_epoch: int = 50):
-    """D2L 14.12's ``train`` re-stated, float32: returns the final image (1, 3, h, w) and the losses.
+    """D2L 14.12's ``train`` re-stated, in the dtype of ``net`` (float32 as the book): returns the final image (1, 3, h, w) and the losses.
 
     The book's names and code paths: ``extract_features`` over every module by index, ``gram``
     as one matrix product divided by c*h*w, ``compute_loss`` with content 1, style 1e4, TV 10,
@@ -113,8 +113,9 @@ def book_loop(net: nn.Sequential, content_img, style_img, image_shape, num_epoch
     def extract_features(X, content_layers, style_layers):
         return book_extract_features(net, X, content_layers, style_layers)
 
-    content_X = preprocess(content_img, image_shape).to(device)
-    style_X = preprocess(style_img, image_shape).to(device)
+    dtype = next(net.parameters()).dtype  # float32 as the book; float64 for exact comparisons
+    content_X = preprocess(content_img, image_shape).to(device, dtype)
+    style_X = preprocess(style_img, image_shape).to(device, dtype)
     contents_Y, _ = extract_features(content_X, content_layers, style_layers)
     _, styles_Y = extract_features(style_X, content_layers, style_layers)
     styles_Y_gram = [gram(Y) for Y in styles_Y]
@@ -191,28 +192,46 @@ def float32_book_loss(net, content_img, style_img, image_shape, X, device) -> fl
     return objective.float32_loss(X.to(device))
 
 
+def bare_pass_seconds(net, X, device, amp_dtype=None) -> float:
+    """Seconds of one bare forward and backward of ``X`` (requires grad) through ``net``."""
+    _sync(device)
+    t = time.perf_counter()
+    with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        Y = net(X)
+    Y.float().sum().backward()
+    _sync(device)
+    return time.perf_counter() - t
+
+
 def bare_step_seconds(net, image_shape, device, reps: int, amp_dtype=None) -> float:
-    """Median seconds of a bare forward and backward through ``net`` at ``image_shape``: the floor."""
+    """Median seconds of a bare forward and backward through ``net`` at ``image_shape``."""
     X = torch.randn(1, 3, *image_shape, device=device, requires_grad=True)
-    times = []
-    for _ in range(reps + 1):
-        _sync(device)
-        t = time.perf_counter()
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
-                            enabled=amp_dtype is not None):
-            Y = net(X)
-        Y.float().sum().backward()
-        _sync(device)
-        times.append(time.perf_counter() - t)
+    times = [bare_pass_seconds(net, X, device, amp_dtype) for _ in range(reps + 1)]
     return statistics.median(times[1:])  # the first one warms up
 
 
-def preset_step_seconds(net, content, style, image_shape, device, reps: int) -> float:
-    """Median seconds per step of ``transfer(preset="d2l")`` without fast, between steps."""
+def step_against_floor(net, content, style, image_shape, device, reps: int) -> tuple[float, float, float]:
+    """Per-step seconds of ``transfer(preset="d2l")`` without fast, and of the floor, interleaved.
+
+    Between two steps of the preset's own loop (from its ``callback``), one bare forward and
+    backward through ``net`` at the same size is timed, and taken out of that step's time. Both
+    thus run under the same conditions, which matters on a shared machine whose speed drifts
+    by 20% within a minute. Returns the medians ``(step, bare, step / bare)`` over ``reps``
+    steps, the ratio being the median of the per-step ratios; the first step warms up.
+    """
+    X = torch.randn(1, 3, *image_shape, device=device, requires_grad=True)
+    bare = []
+
+    def callback(step, image, record):
+        bare.append(bare_pass_seconds(net, X, device))
+
     result = transfer(content, style, preset="d2l", net=net, image_shape=image_shape,
-                      num_steps=reps + 2, device=device, progress=False)
+                      num_steps=reps + 2, device=device, progress=False, callback=callback)
     times = [r["time"] for r in result.history]
-    return statistics.median(b - a for a, b in zip(times[1:], times[2:]))
+    steps = [b - a - floor for a, b, floor in zip(times, times[1:], bare)][1:]
+    bare = bare[1 : len(steps) + 1]
+    return (statistics.median(steps), statistics.median(bare),
+            statistics.median(step / floor for step, floor in zip(steps, bare)))
 
 
 def parse_sizes(text: str) -> list[tuple[tuple[int, int], int]]:
@@ -326,16 +345,16 @@ def run(sizes, device: torch.device, weights, memory_sizes, reps: int, markdown:
 
     rows = []
     for shape, _ in sizes:
-        preset = preset_step_seconds(net, content, style, shape, device, reps)
-        bare = bare_step_seconds(net, shape, device, reps)
+        preset, bare, ratio = step_against_floor(net, content, style, shape, device, reps)
         rows.append([f"{shape[0]}x{shape[1]}", f"{preset:.3f}", f"{bare:.3f}",
-                     f"{100 * (preset / bare - 1):+.1f}%"])
+                     f"{100 * (ratio - 1):+.1f}%"])
         if amp is not None:
             rows[-1].append(f"{bare_step_seconds(net, shape, device, reps, amp):.3f}")
     header = ["size", "d2l step (s)", "bare VGG19 fwd+bwd (s)", "overhead"]
     if amp is not None:
         header.append(f"bare fwd+bwd, {str(amp).split('.')[-1]} autocast (s)")
-    say(f"Per-step time, median of {reps} steps, 'd2l' preset without fast against the floor:")
+    say(f"Per-step time, median of {reps} steps, 'd2l' preset without fast against the floor "
+        f"(a bare pass timed between each two steps; overhead: median of the per-step ratios):")
     say(table(header, rows, markdown))
     say()
 

@@ -31,12 +31,39 @@ def gram(X: torch.Tensor, normalize: str = "chw") -> torch.Tensor:
     F = X.reshape(n, c, h * w)  # (n, c, hw)
     # One (c, hw) @ (hw, c) product per image, the book's own kernel: a batched matmul rounds
     # differently, and Adam amplifies such last-bit differences within tens of steps.
-    G = torch.stack([f @ f.T for f in F])  # (n, c, c)
+    if n == 1:  # a view, not an index: indexing's backward would fill and copy a (1, c, hw) grad
+        G = _SelfProduct.apply(X.reshape(c, h * w)).unsqueeze(0)  # (1, c, c)
+    else:
+        G = torch.stack([_SelfProduct.apply(f) for f in F])  # (n, c, c)
     if normalize == "chw":
         return G / (c * h * w)
     if normalize == "hw":
         return G / (h * w)
     raise ValueError(f"normalize must be 'chw' or 'hw', not {normalize!r}")
+
+
+class _SelfProduct(torch.autograd.Function):
+    """``F @ F.T`` for F (c, hw), with a backward of one matrix product instead of autograd's two.
+
+    Autograd differentiates ``F @ F.T`` as a product of two different matrices: ``dG @ F`` plus
+    ``dG.T @ F``. As both factors are ``F``, the gradient is ``(dG + dG.T) @ F``, one product.
+    Profiled at 150x225 on the project's 2-core CPU, the 'd2l' preset's step spent 48 ms in
+    matrix products with autograd's backward and 25 ms with this one, against about 0.4 s for the
+    network's own forward and backward. (``(F.T @ S).T`` multiplies faster still, but its
+    transposed layout made the convolutions' backward copy it, which cost more than it saved.)
+    The backward is built from differentiable operations, so second derivatives work
+    (``gradgradcheck`` in tests/test_losses.py).
+    """
+
+    @staticmethod
+    def forward(ctx, F):
+        ctx.save_for_backward(F)
+        return F @ F.T
+
+    @staticmethod
+    def backward(ctx, dG):
+        (F,) = ctx.saved_tensors
+        return (dG + dG.T) @ F
 
 
 def style_loss(Y_hat: torch.Tensor, gram_Y: torch.Tensor, normalize: str = "chw") -> torch.Tensor:

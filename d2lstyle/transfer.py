@@ -203,8 +203,9 @@ class Objective:
                  device, amp_dtype=None, channels_last=False):
         self.net, self.settings, self.device = net, settings, device
         self.amp_dtype, self.channels_last = amp_dtype, channels_last
-        self.content_X = preprocess(content_img, content_shape).to(device)  # (1, 3, h, w)
-        style_X = preprocess(style_img, style_shape).to(device)
+        dtype = next(net.parameters()).dtype  # float32, or float64 for exact comparisons
+        self.content_X = preprocess(content_img, content_shape).to(device, dtype)  # (1, 3, h, w)
+        style_X = preprocess(style_img, style_shape).to(device, dtype)
         with torch.no_grad():  # targets are constants: no graph needed
             self.contents_Y, _ = self.features(self.content_X, settings.content_layers, [])
             _, styles_Y = self.features(style_X, [], settings.style_layers)
@@ -243,11 +244,11 @@ def initial_image(init, objective: Objective, seed: int) -> torch.Tensor:
         return content_X.clone()
     if isinstance(init, str):  # "noise"
         return torch.randn(content_X.shape, generator=torch.Generator().manual_seed(seed)).to(
-            content_X.device)
+            content_X)
     if isinstance(init, Image.Image):
-        return preprocess(init, tuple(content_X.shape[-2:])).to(content_X.device)
-    return resize_image(init.detach().float().reshape(1, 3, *init.shape[-2:]),
-                        tuple(content_X.shape[-2:])).to(content_X.device)
+        return preprocess(init, tuple(content_X.shape[-2:])).to(content_X)
+    return resize_image(init.detach().to(content_X).reshape(1, 3, *init.shape[-2:]),
+                        tuple(content_X.shape[-2:]))
 
 
 def resize_image(X: torch.Tensor, shape) -> torch.Tensor:

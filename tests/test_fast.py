@@ -5,6 +5,7 @@ tests/book.py's re-statement of the book, not against the package's own loss cod
 """
 
 import importlib
+import time
 
 import pytest
 import torch
@@ -217,3 +218,22 @@ def test_benchmark_sizes_parse():
     assert parse_sizes("150x225:200,300x450:500") == [((150, 225), 200), ((300, 450), 500)]
     with pytest.raises(Exception, match="bad size '150:200'"):
         parse_sizes("150:200")
+
+
+def test_step_against_floor_takes_the_bare_pass_out_of_the_step(monkeypatch, images):
+    # The floor is timed between two steps of the preset's loop: a slow floor (1 s, simulated)
+    # must not show up in the step's own time (a few tens of ms at 32x48), and the ratio is
+    # step / floor.
+    from d2lstyle import benchmark
+
+    def slow_floor(net, X, device, amp_dtype=None):
+        time.sleep(1.0)
+        return 1.0
+
+    monkeypatch.setattr(benchmark, "bare_pass_seconds", slow_floor)
+    torch.manual_seed(0)
+    step, bare, ratio = benchmark.step_against_floor(vgg19(weights=None), *images, (32, 48),
+                                                     torch.device("cpu"), reps=2)
+    assert bare == 1.0
+    assert 0 < step < 0.5, step
+    assert ratio == pytest.approx(step)

@@ -96,11 +96,32 @@ class TestGram:
         with pytest.raises(ValueError, match="normalize must be 'chw' or 'hw', not 'c'"):
             gram(torch.zeros(shape), normalize="c")
 
+    @pytest.mark.parametrize("shape", [(2, 3, 4, 5), (1, 3, 4, 5), (3, 4, 5)])
     @pytest.mark.parametrize("normalize", ["chw", "hw"])
-    def test_gradcheck(self, normalize):
-        X = _rand(2, 3, 4, 5).requires_grad_()
+    def test_gradcheck(self, normalize, shape):
+        # gram's backward is written by hand (one matrix product): check it, and its own
+        # derivative, against finite differences, for a batch, one image and an unbatched map.
+        X = _rand(*shape).requires_grad_()
         assert gradcheck(lambda X: gram(X, normalize), (X,))
         assert gradgradcheck(lambda X: gram(X, normalize), (X,))
+
+    def test_hand_gradient(self):
+        # With "hw", G = F F^T / (h*w) and here F = [[1, 2], [3, 4]], h*w = 2. For
+        # L = sum(G * W), dL/dF = (W + W^T) F / 2, and (W + W^T) / 2 = [[1, 1], [1, 1]].
+        X = TWO_CHANNELS.double().requires_grad_()
+        W = torch.tensor([[1.0, 2.0], [0.0, 1.0]], dtype=torch.float64)
+        (gram(X, normalize="hw")[0] * W).sum().backward()
+        # [[1, 1], [1, 1]] @ [[1, 2], [3, 4]] = [[4, 6], [4, 6]]
+        assert torch.equal(X.grad, torch.tensor([[[[4.0, 6.0]], [[4.0, 6.0]]]], dtype=torch.float64))
+
+    def test_gradient_matches_autograd_of_the_product(self):
+        X = _rand(1, 6, 7, 8).requires_grad_()
+        W = _rand(6, 6, seed=3)
+        (gram(X)[0] * W).sum().backward()
+        Y = X.detach().clone().requires_grad_()
+        F = Y.reshape(6, 56)
+        ((F @ F.T) / (6 * 56) * W).sum().backward()
+        torch.testing.assert_close(X.grad, Y.grad, rtol=1e-12, atol=0)
 
 
 class TestStyleLoss:
