@@ -16,14 +16,31 @@ Kept:
   against the budget; the best image evaluated is returned.
 - **An image pyramid**: the preset's objective with both sides halved, again and again down to a
   shorter side of :data:`MIN_COARSE_SIDE`, solved coarsest first, each result upsampled bilinearly
-  to start the next (at 150x225: 38x56, 75x112; at 300x450 also 150x225). The benchmark's run:
-  5.8 times the book's speed at 300x450 (36 full-size evaluations after the pyramid), 2.1 times
-  at 150x225.
-  A step at half the size costs a quarter. Measured: 60 evaluations at 38x56, 40 at 75x112, then
-  57 at 150x225 reached the book's loss in 45 s, against 78 s for L-BFGS at the full size alone
-  (122 evaluations, an earlier run). One half-size stage of 100 Adam steps paid little (90 full-size
-  evaluations after it, 68 s): upsampling blurs the single-pixel stars of the style, so the
-  full-size loss starts again near 1e10.
+  to start the next (at 150x225: 38x56, 75x112; at 300x450 also 150x225). A step at half the
+  size costs about a quarter of a full one, at a quarter of the size about an eighth (small maps
+  use the CPU less well: 59 ms at 38x56 against 480 ms at 150x225, 2 threads).
+  The upsampled image starts far from the full-size minimum: upsampling blurs, and the relu4_1
+  term reacts to blur more than any other (the style image itself, halved and doubled, has a
+  'd2l' loss of 4e9; its own is 0). Yet the better the coarse levels are solved, the fewer
+  full-size evaluations remain, and the coarsest levels are the cheapest. Measured at 150x225
+  (evaluations at 38x56 + 75x112, then full-size evaluations to the book's loss; one process,
+  2 threads, one after the other):
+
+  ==========================  ==================  ================================
+  coarse evaluations          full-size           seconds
+  ==========================  ==================  ================================
+  none (L-BFGS at full size)  122                 78 (an earlier run, shared cores)
+  50 + 50                     63                  46.1
+  100 + 50                    31                  32.4
+  200 + 50                    21                  34.6
+  ==========================  ==================  ================================
+
+  Hence the budgets of :func:`schedule`: half of ``num_steps`` for every level at a quarter of
+  the size or less, a quarter for the half-size level. At 300x450 (500 steps: 250 + 250 + 125
+  coarse) this reached the book's loss with 26 full-size evaluations in 179 s, against 36 in
+  200 s with 125 per level. Coarse levels whose shape is not a power-of-two fraction (0.6, 0.7,
+  0.8 of the size, one level) did no better than none at 150x225 (108 to 125 full-size-equivalent
+  evaluations).
 - **Targets under no_grad, frozen weights, the network cut after the deepest layer used**: the
   package does all three with or without ``fast`` (the book's code computes weight gradients it
   never uses).
@@ -56,15 +73,16 @@ from typing import Optional
 import torch
 from torch import nn
 
-# Budgets, as fractions of the preset's num_steps (measured at 150x225 on the 'd2l' objective,
-# see the module docstring): each coarse level gets COARSE_STEP_FRACTION of them as evaluations,
-# the full size FAST_STEP_FRACTION. The levels halve the sides down to a shorter side of
-# MIN_COARSE_SIDE pixels: below that the features say too little about the full-size picture.
-# The benchmark's run needed 65 of its 100 full-size evaluations at 150x225 (200 steps) and 36 of
-# 250 at 300x450 (500 steps) to reach the book's loss; without stop_at_loss the whole budget is
-# spent, which costs about 60% of the book's evaluations.
+# Budgets, as fractions of the preset's num_steps (measured at 150x225 and 300x450 on the 'd2l'
+# objective, see the module docstring): the half-size level gets HALF_SIZE_STEP_FRACTION of them
+# as evaluations, each smaller level SMALLER_STEP_FRACTION (they are cheap, and the better they
+# are solved the fewer full-size evaluations remain), the full size FAST_STEP_FRACTION. The
+# levels halve the sides down to a shorter side of MIN_COARSE_SIDE pixels: below that the
+# features say too little about the full-size picture. Without stop_at_loss the whole budget is
+# spent.
 FAST_STEP_FRACTION = 0.5
-COARSE_STEP_FRACTION = 0.25
+HALF_SIZE_STEP_FRACTION = 0.25
+SMALLER_STEP_FRACTION = 0.5
 MIN_COARSE_SIDE = 32
 
 
@@ -95,15 +113,16 @@ def schedule(shape: tuple[int, int], num_steps: int, min_side: int) -> list[tupl
 
     ``num_steps`` is the preset's number of steps. Coarse levels halve both sides as long as the
     shorter side stays at least ``MIN_COARSE_SIDE`` and ``min_side`` (the network's minimum for
-    the layers used); each gets ``COARSE_STEP_FRACTION * num_steps`` evaluations, and the full
-    size ``FAST_STEP_FRACTION * num_steps``.
+    the layers used). The half-size level gets ``HALF_SIZE_STEP_FRACTION * num_steps``
+    evaluations, each smaller one ``SMALLER_STEP_FRACTION * num_steps``, and the full size
+    ``FAST_STEP_FRACTION * num_steps``.
     """
     h, w = shape
-    coarse_steps = max(1, math.ceil(num_steps * COARSE_STEP_FRACTION))
     stages = [(tuple(shape), fast_steps(num_steps))]
     k = 1
     while min(h, w) / 2**k >= max(MIN_COARSE_SIDE, min_side):
-        stages.insert(0, ((round(h / 2**k), round(w / 2**k)), coarse_steps))
+        fraction = HALF_SIZE_STEP_FRACTION if k == 1 else SMALLER_STEP_FRACTION
+        stages.insert(0, ((round(h / 2**k), round(w / 2**k)), max(1, math.ceil(num_steps * fraction))))
         k += 1
     return stages
 

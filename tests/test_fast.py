@@ -68,9 +68,11 @@ def test_fast_reaches_the_preset_loss_of_the_same_objective(net, images, monkeyp
 
 
 def test_schedule_halves_the_sides_down_to_the_smallest_useful_level():
-    # budgets: a quarter of num_steps per coarse level, half of it at the full size
-    assert schedule((150, 225), 200, 16) == [((38, 56), 50), ((75, 112), 50), ((150, 225), 100)]
-    assert schedule((300, 450), 500, 16)[0] == ((38, 56), 125)
+    # budgets: half of num_steps at the full size and at each level of a quarter of the size or
+    # less, a quarter of it at half the size
+    assert schedule((150, 225), 200, 16) == [((38, 56), 100), ((75, 112), 50), ((150, 225), 100)]
+    assert schedule((300, 450), 500, 16) == [((38, 56), 250), ((75, 112), 250), ((150, 225), 125),
+                                             ((300, 450), 250)]
     assert schedule((40, 60), 9, 16) == [((40, 60), 5)]  # 20 < MIN_COARSE_SIDE
     assert schedule((300, 450), 8, 100) == [((150, 225), 2), ((300, 450), 4)]  # deep layers
 
