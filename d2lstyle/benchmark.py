@@ -337,7 +337,7 @@ def run(sizes, device: torch.device, weights, memory_sizes, reps: int, markdown:
         say(f"  {size}: book {book_seconds:.1f} s -> loss {target:.6g}; fast {fast_seconds:.1f} s, "
             f"{coarse} coarse + {fine} full-size steps -> loss {fast_loss:.6g} ({fast.stopped})")
     say()
-    say("Time to the book's loss (steps of fast=True: half-size + full-size; loss: the final "
+    say("Time to the book's loss (steps of fast=True: coarse levels + full size; loss: the final "
         "image's, float32, book's definition):")
     say(table(["run", "size", "steps", "seconds", "final loss", "speed-up", "peak memory"], rows,
               markdown))
@@ -379,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sizes", type=parse_sizes, default=None, metavar="HxW:STEPS,...",
                         help=f"sizes and the book's steps at each (default: {DEFAULT_SIZES})")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: the best there is)")
-    parser.add_argument("--reps", type=int, default=5, help="steps timed for the per-step table")
+    parser.add_argument("--reps", type=int, default=15, help="steps timed for the per-step table")
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke run: {QUICK_SIZES}, random weights, tiny memory sizes")
     parser.add_argument("--markdown", action="store_true", help="print the tables in Markdown")
