@@ -185,7 +185,7 @@ class PeakMemory:
 
 def float32_book_loss(net, content_img, style_img, image_shape, X, device) -> float:
     """The book's total loss at the image ``X``, float32 (the 'd2l' preset's objective, which
-    matches the book to 1e-4: tests/test_transfer.py)."""
+    matches the book's: tests/test_transfer.py)."""
     settings = get_preset("d2l").with_overrides(image_shape=image_shape)
     objective = Objective(net, content_img, style_img, tuple(image_shape), tuple(image_shape),
                           settings, device)

@@ -31,8 +31,8 @@ def gram(X: torch.Tensor, normalize: str = "chw") -> torch.Tensor:
     F = X.reshape(n, c, h * w)  # (n, c, hw)
     # One (c, hw) @ (hw, c) product per image, the book's own kernel: a batched matmul rounds
     # differently, and Adam amplifies such last-bit differences within tens of steps.
-    if n == 1:  # a view, not an index: indexing's backward would fill and copy a (1, c, hw) grad
-        G = _SelfProduct.apply(X.reshape(c, h * w)).unsqueeze(0)  # (1, c, c)
+    if n == 1:  # squeeze is a view: indexing's backward would fill and copy a (1, c, hw) grad
+        G = _SelfProduct.apply(F.squeeze(0)).unsqueeze(0)  # (1, c, c)
     else:
         G = torch.stack([_SelfProduct.apply(f) for f in F])  # (n, c, c)
     if normalize == "chw":
