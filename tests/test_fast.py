@@ -10,8 +10,7 @@ import time
 import pytest
 import torch
 
-from book import (CONTENT_LAYERS, STYLE_LAYERS, book_compute_loss, book_extract_features, book_gram,
-                  book_net)
+import book
 from d2lstyle import preprocess, transfer, vgg19
 from d2lstyle.cli import main as cli_main
 from d2lstyle.fast import schedule
@@ -30,16 +29,10 @@ def net():
     return vgg19(weights=None)
 
 
-def book_loss(net, content_img, style_img, X):
-    """The book's total loss (D2L 14.12, weights 1 / 1e4 / 10) at the image X, float32."""
-    net = book_net(net)
-    shape = tuple(X.shape[-2:])
+def book_loss(net, content_img, style_img, X) -> float:
+    """The book's total loss at the image X, float32, as a number."""
     with torch.no_grad():
-        contents_Y, _ = book_extract_features(net, preprocess(content_img, shape), CONTENT_LAYERS, [])
-        _, styles_Y = book_extract_features(net, preprocess(style_img, shape), [], STYLE_LAYERS)
-        contents_hat, styles_hat = book_extract_features(net, X.float(), CONTENT_LAYERS, STYLE_LAYERS)
-        return float(book_compute_loss(X.float(), contents_hat, styles_hat, contents_Y,
-                                       [book_gram(Y) for Y in styles_Y]))
+        return float(book.book_loss(net, content_img, style_img, X.float()))
 
 
 # ----------------------------------------------------------------------------- fast=True
