@@ -18,6 +18,7 @@ from typing import Union
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import ImageLoadError
 from .vgg import IMAGENET_MEAN, IMAGENET_STD
 
 ImageSource = Union[str, os.PathLike, Image.Image]
@@ -27,9 +28,6 @@ DEMO_URLS = (D2L_IMG_URL + "rainier.jpg", D2L_IMG_URL + "autumn-oak.jpg")
 # Offline stand-ins that ship inside scikit-image's wheel (both public domain, see README).
 OFFLINE_DEMO = ("astronaut.png", "hubble_deep_field.jpg")
 
-
-class ImageLoadError(ValueError):
-    """A file or URL that is not a usable image; the message names it."""
 
 
 def cache_dir() -> Path:

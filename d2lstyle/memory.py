@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 
 import torch
 
+from .errors import DeviceMemoryError  # noqa: F401 (raised by transfer)
 from .vgg import LAYER_NAMES, Layer, layer_index
 
 _WIDTH = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
@@ -24,9 +25,6 @@ _WIDTH = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
 # 1.5 leaves room for CUDA's caching allocator, which rounds blocks up.
 PEAK_OVER_STORED = 1.5
 
-
-class DeviceMemoryError(RuntimeError):
-    """A run that does not fit in the device's memory; the message says what would."""
 
 
 def stored_values_per_pixel(layers: Sequence[Layer]) -> float:

@@ -33,6 +33,8 @@ from typing import Iterable, Sequence, Union
 import torch
 from torch import nn
 
+from .errors import WeightsUnavailableError
+
 Layer = Union[int, str]
 
 # (block, number of convolutions) for VGG19 (Simonyan & Zisserman 2015, table 1, configuration E).
@@ -65,9 +67,6 @@ TORCHVISION_HELP = (
     "pass the path of a local state-dict file, or use weights='original' (works offline)"
 )
 
-
-class WeightsUnavailableError(RuntimeError):
-    """The requested pretrained weights could not be obtained (for example: no network)."""
 
 
 def layer_index(layer: Layer) -> int:

@@ -1,0 +1,17 @@
+"""The errors d2lstyle raises on purpose: each message is one line that names the culprit.
+
+The command line prints that line and exits non-zero (see :mod:`d2lstyle.cli`); the library raises
+the same errors, so a notebook gets the same words.
+"""
+
+
+class ImageLoadError(ValueError):
+    """A file or URL that is not a usable image; the message names it."""
+
+
+class WeightsUnavailableError(RuntimeError):
+    """The requested pretrained weights could not be obtained (for example: no network)."""
+
+
+class DeviceMemoryError(RuntimeError):
+    """A run that does not fit in the device's memory; the message says what would."""
