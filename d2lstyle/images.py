@@ -98,7 +98,7 @@ def load_image(source: ImageSource, *, timeout: float = 30.0) -> Image.Image:
     if is_url(source):
         label, path = source, fetch(source, timeout=timeout)
         try:
-            return _open(path, label)
+            return open_image(path, label)
         except ImageLoadError:
             path.unlink(missing_ok=True)  # not an image (a proxy's page?): fetch afresh next time
             raise
@@ -108,10 +108,11 @@ def load_image(source: ImageSource, *, timeout: float = 30.0) -> Image.Image:
             raise ImageLoadError(f"{label}: no such file")
         if path.is_dir():
             raise ImageLoadError(f"{label}: is a folder, not an image")
-    return _open(path, label)
+    return open_image(path, label)
 
 
-def _open(path: Path, label: str) -> Image.Image:
+def open_image(path: Path, label: str) -> Image.Image:
+    """Decode the image file ``path`` as RGB (EXIF orientation applied); errors name ``label``."""
     try:
         with warnings.catch_warnings():
             # PIL only warns between MAX_IMAGE_PIXELS and twice that; we refuse both.

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .images import ImageLoadError, _open, demo_images, load_image, package_image, postprocess
+from .images import ImageLoadError, demo_images, load_image, open_image, package_image, postprocess
 from .patterns import mosaic, swirls
 from .presets import PRESETS, get_preset
 from .transfer import transfer
@@ -88,7 +88,7 @@ def uploaded_image(value) -> Image.Image | None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "upload"
         path.write_bytes(content)
-        return _open(path, name)
+        return open_image(path, name)
 
 
 def to_png(img: Image.Image, longest_side: int | None = None) -> bytes:
