@@ -6,7 +6,7 @@ line on stderr, ``d2lstyle: error: <culprit>: <what went wrong>``, and writes no
 written under a temporary name and renamed, so an existing OUT survives a failed run intact.
 
 Exit status: 0 done; 1 the run failed (an unreadable image, unavailable weights, ...); 2 a usage
-error (a bad option or value); 130 interrupted with Ctrl-C (the image so far is saved if the
+error (a bad option or value, including a device this machine does not have); 130 interrupted with Ctrl-C (the image so far is saved if the
 optimisation had started).
 """
 
@@ -15,21 +15,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import math
 import os
 import sys
 import time
 import warnings
 from pathlib import Path
 
-import torch
 from PIL import Image
 
 from . import __version__
-from .images import ImageLoadError, demo_images, load_image, postprocess
-from .presets import PRESETS, Preset, get_preset
-from .transfer import Result, transfer
-from .vgg import WeightsUnavailableError
+from .errors import DeviceMemoryError, ImageLoadError, SettingError, WeightsUnavailableError
+from .images import demo_images, postprocess
+from .presets import PRESETS
+from .style_transfer import Result, transfer
 
 PROG = "d2lstyle"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -58,43 +56,19 @@ class _Parser(argparse.ArgumentParser):
 
 # ----------------------------------------------------------------------------- argument types
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
+def number(kind):
+    """An argparse type that only parses ``kind`` (int or float): the ranges are checked by
+    :mod:`d2lstyle.validation`, the same way as for the library, with the same words."""
+    words = {int: "a whole number", float: "a number"}[kind]
 
+    def parse(text: str):
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {words}, not {text!r}") from None
 
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, not {text!r}")
-    return value
-
-
-def seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if not 0 <= value < 2**63:  # a range that torch.manual_seed and torch.Generator accept
-        raise argparse.ArgumentTypeError(f"must be between 0 and 2**63 - 1, not {value}")
-    return value
-
-
-def device_name(text: str) -> str:
-    try:
-        torch.device(text)
-    except (RuntimeError, ValueError):
-        raise argparse.ArgumentTypeError(
-            f"unknown device {text!r} (try cpu, cuda, cuda:1 or mps)") from None
-    return text
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,22 +87,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--preset", choices=list(PRESETS), default="gatys",
                         help="'gatys': relu4_2 content, L-BFGS; 'd2l': the book's chapter exactly "
                              "(default: %(default)s)")
-    parser.add_argument("--steps", type=positive_int, metavar="N",
+    parser.add_argument("--steps", type=number(int), metavar="N",
                         help="optimiser steps (default: the preset's)")
-    parser.add_argument("--size", type=positive_int, metavar="PX",
+    parser.add_argument("--size", type=number(int), metavar="PX",
                         help="longest side of the output in pixels, aspect ratio kept "
                              "(default: the preset's)")
     parser.add_argument("--weights", default="original", metavar="original|torchvision|none|PATH",
                         help="VGG19 weights: 'original' (offline), 'torchvision' (downloaded "
                              "once), 'none' (random, for tests) or a state-dict file "
                              "(default: %(default)s)")
-    parser.add_argument("--device", type=device_name,
+    parser.add_argument("--device",
                         help="cpu, cuda, cuda:1, mps (default: the best there is)")
-    parser.add_argument("--seed", type=seed, default=0, help="random seed (default: %(default)s)")
+    parser.add_argument("--seed", type=number(int), default=0, help="random seed (default: %(default)s)")
     for term in ("content", "style", "tv"):
-        parser.add_argument(f"--{term}-weight", type=non_negative_float, metavar="W",
+        parser.add_argument(f"--{term}-weight", type=number(float), metavar="W",
                             help=f"weight of the {term} loss (default: the preset's)")
-    parser.add_argument("--save-every", type=positive_int, metavar="N",
+    parser.add_argument("--save-every", type=number(int), metavar="N",
                         help="also save the image every N steps, next to OUT as OUT_stepNNNN")
     parser.add_argument("--fast", action="store_true",
                         help="the same objective reached sooner: L-BFGS on an image pyramid, "
@@ -167,30 +141,6 @@ def check_weights(weights: str):
         raise RunError(f"{weights}: no such weights file (--weights takes original, torchvision, "
                        "none or the path of a VGG19 state dict)")
     return weights
-
-
-def check_device(name: str | None) -> None:
-    """Refuse a device this machine does not have, before any work is done."""
-    if name is None:
-        return
-    device = torch.device(name)
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0 or (device.index or 0) >= count:
-            raise RunError(f"--device {name}: no such CUDA device here ({count} found); "
-                           "try --device cpu")
-    mps = getattr(torch.backends, "mps", None)
-    if device.type == "mps" and not (mps is not None and mps.is_available()):
-        raise RunError(f"--device {name}: MPS is not available here; try --device cpu")
-
-
-def read_images(content: str | None, style: str | None, quiet: bool):
-    """Both images read in full now, so bad input fails fast; paths stay paths so that later
-    messages can name them (reading an image twice costs little next to stylising it)."""
-    if content is None:
-        return demo_images(verbose=not quiet)
-    load_image(content), load_image(style)
-    return content, style
 
 
 # ----------------------------------------------------------------------------- writing images
@@ -235,27 +185,29 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     out, fmt = check_output(args.output)
     weights = check_weights(args.weights)
-    check_device(args.device)
-    settings = get_preset(args.preset).with_overrides(
-        num_steps=args.steps, size=args.size, content_weight=args.content_weight,
-        style_weight=args.style_weight, tv_weight=args.tv_weight)
-    content, style = read_images(args.content, args.style, args.quiet)
-
+    if args.save_every is not None and args.save_every < 1:
+        raise UsageError(f"--save-every must be at least 1, not {args.save_every}")
+    content, style = args.content, args.style
+    if content is None:
+        content, style = demo_images(verbose=not args.quiet)
     callback = saver(out, fmt, args.save_every) if args.save_every else None
-    result = stylise(content, style, settings, weights, callback, args)
+    result = stylise(content, style, weights, callback, args)
     save_image(result.image, out, fmt)
     return report(result, out, args.quiet, time.perf_counter() - start)
 
 
-def stylise(content, style, settings: Preset, weights, callback, args) -> Result:
-    """:func:`transfer` with the command line's options, minus the library's chatter."""
+def stylise(content, style, weights, callback, args) -> Result:
+    """:func:`transfer` with the command line's options, minus the library's chatter. It checks
+    the settings, then reads both images in full, before it builds the network."""
     # torch.hub prints "Downloading: ..." on stdout, whatever transfer's progress setting.
     hush = contextlib.redirect_stdout(io.StringIO()) if args.quiet else contextlib.nullcontext()
     with hush, warnings.catch_warnings():
         # transfer() warns when the loss becomes non-finite; report() says it once, in one line.
         warnings.filterwarnings("ignore", message="d2lstyle: ", category=RuntimeWarning)
-        return transfer(content, style, preset=settings, weights=weights, device=args.device,
-                        seed=args.seed, fast=args.fast, callback=callback,
+        return transfer(content, style, preset=args.preset, weights=weights, size=args.size,
+                        num_steps=args.steps, content_weight=args.content_weight,
+                        style_weight=args.style_weight, tv_weight=args.tv_weight,
+                        device=args.device, seed=args.seed, fast=args.fast, callback=callback,
                         progress=not args.quiet)
 
 
@@ -296,11 +248,11 @@ def main(argv=None) -> int:
         return done.code if isinstance(done.code, int) else EXIT_OK
     try:
         return run(args)
-    except UsageError as error:
+    except (UsageError, SettingError) as error:
         return fail(error, EXIT_USAGE)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; nothing written", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (RunError, ImageLoadError, WeightsUnavailableError, OSError, RuntimeError,
-            ValueError, MemoryError) as error:
+    except (RunError, ImageLoadError, WeightsUnavailableError, DeviceMemoryError, OSError,
+            RuntimeError, ValueError, MemoryError) as error:
         return fail(error, EXIT_FAILED)

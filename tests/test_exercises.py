@@ -1,4 +1,4 @@
-"""d2lstyle.exercises: student versions strip every solution and output; bad input fails cleanly;
+"""d2lstyle.course.exercises: student versions strip every solution and output; bad input fails cleanly;
 the series has its checked exercises; nbgrader's own generate_assignment reads the same markers."""
 
 import json
@@ -12,7 +12,7 @@ import pytest
 
 nbformat = pytest.importorskip("nbformat")
 
-from d2lstyle import exercises  # noqa: E402
+from d2lstyle.course import checks, exercises  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -25,7 +25,7 @@ class Done:
 
 
 def run(*args):
-    """``python -m d2lstyle.exercises ARGS``, in this process (a subprocess costs seconds to import
+    """``python -m d2lstyle.course.exercises ARGS``, in this process (a subprocess costs seconds to import
     torch); test_command_line runs the real command once."""
     import contextlib
     import io
@@ -42,10 +42,10 @@ def run(*args):
 def test_command_line(tmp_path):
     """The real command: a bad folder gives one line on stderr, exit status 1, no traceback."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run([sys.executable, "-m", "d2lstyle.exercises", "student", str(tmp_path / "nope"),
+    done = subprocess.run([sys.executable, "-m", "d2lstyle.course.exercises", "student", str(tmp_path / "nope"),
                            str(tmp_path / "out")], capture_output=True, text=True, env=env)
     assert done.returncode == 1
-    assert done.stderr == f"python -m d2lstyle.exercises: error: {tmp_path / 'nope'}: no such folder\n"
+    assert done.stderr == f"python -m d2lstyle.course.exercises: error: {tmp_path / 'nope'}: no such folder\n"
 
 
 def tiny_notebook(*sources, outputs=True):
@@ -130,7 +130,7 @@ def test_at_least_ten_checked_exercises_across_the_series():
     for row in found:
         assert row["check"] and row["function"], f"{row['notebook']} cell {row['cell']} calls no check"
         assert row["regions"] == 1
-        assert hasattr(__import__("d2lstyle.checks").checks, row["check"]), row["check"]
+        assert hasattr(checks, row["check"]), row["check"]
     assert {row["notebook"][:2] for row in found} == {"01", "02", "03", "04", "05"}
     done = run("list", NOTEBOOKS)
     assert done.returncode == 0 and done.stdout.strip().endswith(f"{len(found)} exercises")

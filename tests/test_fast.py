@@ -1,25 +1,26 @@
 """fast=True, init from an image, stop_at_loss, out-of-memory messages and the benchmark's smoke run.
 
 A random network on tiny images, so that each test takes seconds. The losses are checked against
-tests/book.py's re-statement of the book, not against the package's own loss code.
+d2lstyle.book's re-statement of the book, not against the package's own loss code.
 """
 
-import importlib
 import time
 
 import pytest
 import torch
 
-import book
+from d2lstyle import book
 from d2lstyle import preprocess, transfer, vgg19
 from d2lstyle.cli import main as cli_main
-from d2lstyle.fast import schedule
-from d2lstyle.memory import (PEAK_OVER_STORED, DeviceMemoryError, bytes_per_pixel, fitting_size,
+import d2lstyle.speed.plan
+import d2lstyle.style_transfer
+from d2lstyle.objective import Objective
+from d2lstyle.speed.plan import schedule
+from d2lstyle.errors import DeviceMemoryError
+from d2lstyle.memory import (PEAK_OVER_STORED, bytes_per_pixel, fitting_size,
                              stored_values_per_pixel)
 from d2lstyle.presets import get_preset
 
-transfer_module = importlib.import_module("d2lstyle.transfer")
-fast_module = importlib.import_module("d2lstyle.fast")
 SHAPE = (32, 48)
 
 
@@ -38,13 +39,15 @@ def book_loss(net, content_img, style_img, X) -> float:
 # ----------------------------------------------------------------------------- fast=True
 
 def test_fast_reaches_the_preset_loss_of_the_same_objective(net, images, monkeypatch):
-    monkeypatch.setattr(fast_module, "MIN_COARSE_SIDE", 16)  # a coarse level at this tiny size
+    monkeypatch.setattr(d2lstyle.speed.plan, "MIN_COARSE_SIDE", 16)  # a coarse level at this tiny size
     slow = transfer(*images, preset="d2l", net=net, image_shape=SHAPE, num_steps=30, lr=0.1,
                      progress=False)
     target = book_loss(net, *images, slow.tensor)
     start = book_loss(net, *images, preprocess(images[0], SHAPE))
     assert target < 0.9 * start  # the 30 Adam steps made progress
-    fast = transfer(*images, preset="d2l", net=net, image_shape=SHAPE, num_steps=100, fast=True,
+    # A generous cap: with 100 steps (25 coarse, 50 full-size evaluations) the target was reached
+    # on an AVX2 CPU but not on an AVX-512 one, whose rounding sends the line searches elsewhere.
+    fast = transfer(*images, preset="d2l", net=net, image_shape=SHAPE, num_steps=300, fast=True,
                     stop_at_loss=target, progress=False)
     assert "reached loss" in fast.stopped
     assert fast.tensor.shape == (1, 3) + SHAPE
@@ -75,10 +78,10 @@ def test_reduced_precision_keeps_grams_and_losses_float32(net, images):
     seen = []
     hook = net[28].register_forward_hook(lambda module, args, output: seen.append(output.dtype))
     try:
-        objective = transfer_module.Objective(net, *images, SHAPE, SHAPE, settings,
-                                              torch.device("cpu"), amp_dtype=torch.bfloat16)
+        objective = Objective(net, *images, SHAPE, SHAPE, settings, torch.device("cpu"),
+                              amp_dtype=torch.bfloat16)
         X = preprocess(images[1], SHAPE).requires_grad_(True)
-        contents_l, styles_l, tv_l, l = objective.terms(X)
+        contents_l, styles_l, tv_l, l = objective.compute_loss(X, *objective.extract_features(X))
         l.backward()
     finally:
         hook.remove()
@@ -91,7 +94,7 @@ def test_reduced_precision_keeps_grams_and_losses_float32(net, images):
 
 
 def test_stop_at_loss_in_reduced_precision_is_confirmed_in_float32(net, images, monkeypatch):
-    monkeypatch.setattr(transfer_module, "autocast_dtype", lambda device: torch.bfloat16)
+    monkeypatch.setattr(d2lstyle.speed.plan, "autocast_dtype", lambda device: torch.bfloat16)
     slow = transfer(*images, preset="d2l", net=net, image_shape=SHAPE, num_steps=10, lr=0.1,
                      progress=False)
     target = book_loss(net, *images, slow.tensor)
@@ -161,8 +164,8 @@ def raise_oom(*args, **kwargs):
 
 
 def test_out_of_memory_becomes_one_line_with_a_size_that_fits(net, images, monkeypatch):
-    monkeypatch.setattr(transfer_module, "_stages", raise_oom)
-    monkeypatch.setattr(transfer_module, "free_memory", lambda device: 2**30)
+    monkeypatch.setattr(d2lstyle.style_transfer, "run_plan", raise_oom)
+    monkeypatch.setattr(d2lstyle.style_transfer, "free_memory", lambda device: 2**30)
     layers = list(get_preset("d2l").style_layers) + list(get_preset("d2l").content_layers)
     expected = fitting_size((300, 450), 0.9 * 2**30, layers)
     with pytest.raises(DeviceMemoryError,
@@ -174,8 +177,8 @@ def test_out_of_memory_becomes_one_line_with_a_size_that_fits(net, images, monke
 
 
 def test_cli_out_of_memory_is_one_line(images, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(transfer_module, "_stages", raise_oom)
-    monkeypatch.setattr(transfer_module, "free_memory", lambda device: 2**30)
+    monkeypatch.setattr(d2lstyle.style_transfer, "run_plan", raise_oom)
+    monkeypatch.setattr(d2lstyle.style_transfer, "free_memory", lambda device: 2**30)
     content, style = tmp_path / "c.png", tmp_path / "s.png"
     images[0].save(content)
     images[1].save(style)
@@ -198,7 +201,7 @@ def test_cli_help_describes_fast(capsys):
 # ----------------------------------------------------------------------------- benchmark
 
 def test_benchmark_quick_smoke(capsys):
-    from d2lstyle import benchmark
+    from d2lstyle.benchmark import harness as benchmark
 
     assert benchmark.main(["--quick", "--markdown", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
@@ -208,7 +211,7 @@ def test_benchmark_quick_smoke(capsys):
 
 
 def test_benchmark_sizes_parse():
-    from d2lstyle.benchmark import parse_sizes
+    from d2lstyle.benchmark.harness import parse_sizes
 
     assert parse_sizes("150x225:200,300x450:500") == [((150, 225), 200), ((300, 450), 500)]
     with pytest.raises(Exception, match="bad size '150:200'"):
@@ -219,7 +222,7 @@ def test_step_against_floor_takes_the_bare_pass_out_of_the_step(monkeypatch, ima
     # The floor is timed between two steps of the preset's loop: a slow floor (1 s, simulated)
     # must not show up in the step's own time (a few tens of ms at 32x48), and the ratio is
     # step / floor.
-    from d2lstyle import benchmark
+    from d2lstyle.benchmark import harness as benchmark
 
     def slow_floor(net, X, device, amp_dtype=None):
         time.sleep(1.0)

@@ -8,6 +8,7 @@ import torch
 from torch.autograd import gradcheck, gradgradcheck
 
 from d2lstyle.losses import content_loss, gram, style_loss, tv_loss
+from d2lstyle.speed.gram import fast_gram
 
 
 def _rand(*shape, seed=0, dtype=torch.float64):
@@ -99,8 +100,8 @@ class TestGram:
     @pytest.mark.parametrize("shape", [(2, 3, 4, 5), (1, 3, 4, 5), (3, 4, 5)])
     @pytest.mark.parametrize("normalize", ["chw", "hw"])
     def test_gradcheck(self, normalize, shape):
-        # gram's backward is written by hand (one matrix product): check it, and its own
-        # derivative, against finite differences, for a batch, one image and an unbatched map.
+        # gram and its own derivative against finite differences, for a batch, one image and an
+        # unbatched map.
         X = _rand(*shape).requires_grad_()
         assert gradcheck(lambda X: gram(X, normalize), (X,))
         assert gradgradcheck(lambda X: gram(X, normalize), (X,))
@@ -122,6 +123,44 @@ class TestGram:
         F = Y.reshape(6, 56)
         ((F @ F.T) / (6 * 56) * W).sum().backward()
         torch.testing.assert_close(X.grad, Y.grad, rtol=1e-12, atol=0)
+
+
+class TestFastGram:
+    """d2lstyle.speed.gram.fast_gram: the same values and gradients as gram, one-product backward."""
+
+    @pytest.mark.parametrize("shape", [(2, 3, 4, 5), (1, 3, 4, 5), (3, 4, 5)])
+    @pytest.mark.parametrize("normalize", ["chw", "hw"])
+    def test_equals_gram(self, normalize, shape):
+        X = _rand(*shape)
+        torch.testing.assert_close(fast_gram(X, normalize), gram(X, normalize), rtol=1e-12, atol=0)
+
+    @pytest.mark.parametrize("shape", [(2, 3, 4, 5), (1, 3, 4, 5), (3, 4, 5)])
+    @pytest.mark.parametrize("normalize", ["chw", "hw"])
+    def test_gradcheck(self, normalize, shape):
+        # Its backward is written by hand: check it, and its own derivative, against finite
+        # differences, for a batch, one image and an unbatched map.
+        X = _rand(*shape).requires_grad_()
+        assert gradcheck(lambda X: fast_gram(X, normalize), (X,))
+        assert gradgradcheck(lambda X: fast_gram(X, normalize), (X,))
+
+    def test_hand_gradient(self):
+        # As TestGram.test_hand_gradient: (W + W^T) F / 2 = [[4, 6], [4, 6]].
+        X = TWO_CHANNELS.double().requires_grad_()
+        W = torch.tensor([[1.0, 2.0], [0.0, 1.0]], dtype=torch.float64)
+        (fast_gram(X, normalize="hw")[0] * W).sum().backward()
+        assert torch.equal(X.grad, torch.tensor([[[[4.0, 6.0]], [[4.0, 6.0]]]], dtype=torch.float64))
+
+    def test_gradient_matches_gram_with_a_non_symmetric_upstream(self):
+        X = _rand(2, 6, 7, 8).requires_grad_()
+        W = _rand(2, 6, 6, seed=3)  # not symmetric: both halves of the backward matter
+        (fast_gram(X) * W).sum().backward()
+        Y = X.detach().clone().requires_grad_()
+        (gram(Y) * W).sum().backward()
+        torch.testing.assert_close(X.grad, Y.grad, rtol=1e-12, atol=0)
+
+    def test_exception(self):
+        with pytest.raises(ValueError, match="normalize must be 'chw' or 'hw', not 'c'"):
+            fast_gram(torch.zeros(1, 2, 3, 3), normalize="c")
 
 
 class TestStyleLoss:

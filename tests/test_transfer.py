@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import d2lstyle
-from book import book_loop, book_loss
+from d2lstyle.book import book_loop, book_loss
 from d2lstyle import transfer, vgg19
-from d2lstyle.transfer import Objective
+from d2lstyle.objective import Objective
 
 SHAPE = (40, 56)  # small, so that 60 book steps take a second or two
 
@@ -41,7 +41,7 @@ def test_d2l_loss_and_gradient_match_book_in_float32(net, images):
     settings = d2lstyle.get_preset("d2l").with_overrides(image_shape=SHAPE)
     objective = Objective(net, *images, SHAPE, SHAPE, settings, torch.device("cpu"))
     X = objective.content_X.clone().requires_grad_()
-    ours = objective.terms(X)[3]
+    ours = objective.compute_loss(X, *objective.extract_features(X))[3]
     ours.backward()
 
     Y = objective.content_X.clone().requires_grad_()
@@ -151,7 +151,7 @@ def test_size_keeps_content_aspect(net, images):
 
 
 def test_bad_settings(net, images):
-    with pytest.raises(ValueError, match="num_steps must be at least 1"):
+    with pytest.raises(d2lstyle.SettingError, match=r"^num_steps \(--steps\) must be a whole number at least 1, not 0$"):
         transfer(*images, net=net, num_steps=0, progress=False)
     with pytest.raises(ValueError, match="unknown preset 'fast'"):
         transfer(*images, net=net, preset="fast", progress=False)
@@ -159,7 +159,7 @@ def test_bad_settings(net, images):
         transfer(*images, net=net, init="zeros", progress=False)
     with pytest.raises(ValueError, match="unknown layer 'relu9_1'"):
         transfer(*images, net=net, style_layers=["relu9_1"], progress=False)
-    with pytest.raises(ValueError, match="size must be a positive"):
+    with pytest.raises(d2lstyle.SettingError, match=r"^size \(--size\) must be a whole number at least 1, not 0$"):
         transfer(*images, net=net, size=0, progress=False)
 
 

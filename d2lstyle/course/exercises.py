@@ -7,13 +7,13 @@ A coding exercise marks its solution the way nbgrader does::
         ...
         ### END SOLUTION
 
-``python -m d2lstyle.exercises student SRC_DIR OUT_DIR`` writes, for every notebook in SRC_DIR,
+``python -m d2lstyle.course.exercises student SRC_DIR OUT_DIR`` writes, for every notebook in SRC_DIR,
 a copy in OUT_DIR where each such region is replaced by ``# YOUR CODE HERE`` and
 ``raise NotImplementedError()`` at the indentation of the markers (as nbgrader's
 ``ClearSolutions`` does; in a markdown cell the region becomes ``YOUR ANSWER HERE``), every output
 and execution count is cleared, and everything else is left as it is. Nothing is written unless
 every notebook is valid and its markers balanced; existing files are kept unless ``--force``.
-``python -m d2lstyle.exercises list SRC_DIR`` lists the exercises (notebook, cell, function).
+``python -m d2lstyle.course.exercises list SRC_DIR`` lists the exercises (notebook, cell, function).
 Only :mod:`nbformat` is needed; nbgrader's own ``generate_assignment`` accepts the same notebooks.
 """
 
@@ -169,7 +169,7 @@ def write_student(src, out, force: bool = False) -> list[tuple[Path, int]]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m d2lstyle.exercises",
+    parser = argparse.ArgumentParser(prog="python -m d2lstyle.course.exercises",
                                      description="Student versions of notebooks with nbgrader-style solution markers.")
     commands = parser.add_subparsers(dest="command", required=True)
     student = commands.add_parser("student", help="write student versions: solutions and outputs removed")

@@ -24,6 +24,11 @@ from typing import Callable, Sequence
 
 import torch
 
+# One standard-deviation convention for every statistic here (mean_std, adain): over the h·w
+# positions of each channel, sqrt(var + eps) with the population variance (divide by h·w) and
+# eps = 1e-5, as instance normalisation computes it (Ulyanov et al. 2016; torch's instance_norm).
+STD_CONVENTION = "sqrt(var(correction=0) + 1e-5) over the h·w positions of each channel"
+
 # Relative tolerance on the largest entry, by dtype: float32 sums of a few hundred products agree
 # to ~1e-6 relative whatever the order of summation; 1e-4 leaves room without hiding any factor.
 RTOL = {torch.float32: 1e-4, torch.float64: 1e-9}
@@ -185,7 +190,7 @@ def check_gram(fn: Callable, batch: bool = True) -> None:
     With ``batch=False`` only batches of one are tried, and the book's (c, c) result for them
     is accepted too (the book's ``gram`` is only right for one image).
     """
-    from .losses import gram
+    from ..losses import gram
 
     name = _name(fn)
     shapes = [(s, d) for s, d in FEATURE_SHAPES if batch or s[0] == 1]
@@ -253,7 +258,7 @@ def _detached_target(name: str, fn: Callable, args: list, target_index: int, des
 
 def check_content_loss(fn: Callable) -> None:
     """``fn(Y_hat, Y)``: mean squared difference of the features, target detached (D2L 14.12)."""
-    from .losses import content_loss
+    from ..book import content_loss
 
     name = _name(fn)
     for k, (shape, dtype) in enumerate(FEATURE_SHAPES):
@@ -274,7 +279,7 @@ def check_content_loss(fn: Callable) -> None:
                   (diff.mean().square(), "square each difference before averaging, not the mean")])
         _needs_grad(name, got, described, "Y_hat")
         _detached_target(name, fn, [Y_hat.detach(), Y], 1, described)
-    _ok(name, "d2lstyle.content_loss", [s for s, _ in FEATURE_SHAPES])
+    _ok(name, "d2lstyle.book.content_loss", [s for s, _ in FEATURE_SHAPES])
 
 
 # ----------------------------------------------------------------------------- style loss
@@ -282,7 +287,7 @@ def check_content_loss(fn: Callable) -> None:
 def check_style_loss(fn: Callable) -> None:
     """``fn(Y_hat, gram_Y)``: mean squared difference between gram(Y_hat) and the target Gram
     matrix ``gram_Y`` (D2L 14.12), target detached."""
-    from .losses import gram, style_loss
+    from ..losses import gram, style_loss
 
     name = _name(fn)
     shapes = [(s, d) for s, d in FEATURE_SHAPES if s[0] == 1] + [((2, 4, 5, 6), torch.float32)]
@@ -364,9 +369,9 @@ def _check_tv(fn: Callable, p: int, reference: Callable, reference_name: str) ->
 
 def check_tv_loss(fn: Callable) -> None:
     """``fn(X)``: 0.5 * (mean |vertical differences| + mean |horizontal differences|) (D2L 14.12)."""
-    from .losses import tv_loss
+    from ..book import tv_loss
 
-    _check_tv(fn, 1, tv_loss, "d2lstyle.tv_loss")
+    _check_tv(fn, 1, tv_loss, "d2lstyle.book.tv_loss")
 
 
 def tv_l2(X: torch.Tensor) -> torch.Tensor:
@@ -393,7 +398,7 @@ def covariance(Y: torch.Tensor) -> torch.Tensor:
 
 def check_covariance(fn: Callable) -> None:
     """``fn(Y)``: (n, c, h, w) -> (n, c, c), the covariance of the channels over positions."""
-    from .losses import gram
+    from ..losses import gram
 
     name = _name(fn)
     for k, (shape, dtype) in enumerate(FEATURE_SHAPES):
@@ -434,11 +439,9 @@ def _global_centred(Y: torch.Tensor) -> torch.Tensor:
 
 def mean_std(Y: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Reference of notebook 03's statistic: (n, c, h, w) -> (n, 2c), each channel's mean over
-    positions, then its standard deviation sqrt(var + eps) (population variance, eps as AdaIN)."""
-    n, c, h, w = Y.shape
-    F = Y.reshape(n, c, h * w)  # (n, c, hw)
-    std = torch.sqrt(F.var(dim=2, correction=0) + eps)
-    return torch.cat([F.mean(dim=2), std], dim=1)  # (n, 2c)
+    positions, then its standard deviation (:data:`STD_CONVENTION`)."""
+    mean, std = _channel_mean_std(Y, eps)  # (n, c, 1, 1) each
+    return torch.cat([mean.flatten(1), std.flatten(1)], dim=1)  # (n, 2c)
 
 
 def check_mean_std(fn: Callable) -> None:
@@ -497,8 +500,8 @@ def _random_image(width: int, height: int, seed: int):
 def check_preprocess(fn: Callable) -> None:
     """``fn(img, image_shape)``: PIL image -> (1, 3, h, w) float tensor, resized to image_shape
     = (h, w), scaled to [0, 1] and normalised with ImageNet's mean and std (D2L 14.12)."""
-    from .images import preprocess
-    from .vgg import IMAGENET_MEAN, IMAGENET_STD
+    from ..images import preprocess
+    from ..vgg import IMAGENET_MEAN, IMAGENET_STD
 
     name = _name(fn)
     cases = [((40, 30), (12, 20)), ((25, 50), (16, 16)), ((64, 48), (30, 45)), ((33, 33), (33, 33))]
@@ -546,7 +549,7 @@ def check_postprocess(fn: Callable) -> None:
     import numpy as np
     from PIL import Image
 
-    from .images import postprocess
+    from ..images import postprocess
 
     name = _name(fn)
     shapes = [(1, 3, 8, 12), (1, 3, 15, 9), (1, 3, 5, 5)]
@@ -572,7 +575,7 @@ def check_postprocess(fn: Callable) -> None:
         b = np.asarray(expected, dtype=np.int16)
         worst = int(np.abs(a - b).max())
         if worst > 1:
-            from .vgg import IMAGENET_MEAN, IMAGENET_STD
+            from ..vgg import IMAGENET_MEAN, IMAGENET_STD
 
             unclamped = X * torch.tensor(IMAGENET_STD).view(3, 1, 1) + torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
             inside = ((unclamped >= 0) & (unclamped <= 1)).all(1)[0].numpy()
@@ -591,7 +594,7 @@ def check_postprocess(fn: Callable) -> None:
 def check_layer_names(fn: Callable) -> None:
     """``fn()``: the 37 names of ``vgg19().features``' modules in order: conv1_1, relu1_1, ...,
     pool5 (VGG19 = configuration E of Simonyan & Zisserman 2015; d2lstyle.LAYER_NAMES)."""
-    from .vgg import LAYER_NAMES
+    from ..vgg import LAYER_NAMES
 
     name = _name(fn)
     got = _call(fn, name, described="no arguments")
@@ -631,7 +634,7 @@ def check_extract_features(fn: Callable) -> None:
 
     Tried with a small VGG-like network (9 modules) and the book's integer indices.
     """
-    from .features import extract_features
+    from ..features import extract_features
 
     name = _name(fn)
     cases = [((1, 3, 8, 8), [7], [0, 2, 5]), ((2, 3, 6, 10), [3], [1, 6, 8]),
@@ -689,9 +692,9 @@ def check_compute_loss(fn: Callable) -> None:
     """``fn(X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram, settings)``: the book's
     ``compute_loss``, returning ``(contents_l, styles_l, tv_l, l)`` with the weights of
     ``settings`` (a :class:`d2lstyle.Preset`): see :func:`d2lstyle.compute_loss`."""
-    from .losses import gram
-    from .presets import PRESETS
-    from .transfer import compute_loss
+    from ..losses import gram
+    from ..presets import PRESETS
+    from ..objective import compute_loss
 
     name = _name(fn)
     weight_sets = [(1.0, 1e4, 10.0), (2.0, 0.5, 3.0), (0.3, 7.0, 0.0)]
@@ -748,11 +751,16 @@ def check_compute_loss(fn: Callable) -> None:
 
 def adain(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Reference of notebook 05's AdaIN (Huang & Belongie 2017): x (n, c, h, w) with y's per-channel
-    mean and standard deviation, sigma(y) * (x - mu(x)) / sigma(x) + mu(y), sigma = std + eps
-    (torch's default, unbiased std, as the notebook writes it)."""
-    mu_x, sigma_x = x.mean((2, 3), keepdim=True), x.std((2, 3), keepdim=True) + eps
-    mu_y, sigma_y = y.mean((2, 3), keepdim=True), y.std((2, 3), keepdim=True) + eps
+    mean and standard deviation, sigma(y) * (x - mu(x)) / sigma(x) + mu(y), where sigma is
+    sqrt(var + eps) with the population variance (:data:`STD_CONVENTION`)."""
+    mu_x, sigma_x = _channel_mean_std(x, eps)
+    mu_y, sigma_y = _channel_mean_std(y, eps)
     return sigma_y * (x - mu_x) / sigma_x + mu_y
+
+
+def _channel_mean_std(x: torch.Tensor, eps: float):
+    """Each channel's mean and sigma over positions, (n, c, 1, 1) each (:data:`STD_CONVENTION`)."""
+    return x.mean((2, 3), keepdim=True), torch.sqrt(x.var((2, 3), keepdim=True, correction=0) + eps)
 
 
 def check_adain(fn: Callable) -> None:
@@ -768,11 +776,16 @@ def check_adain(fn: Callable) -> None:
         got = _call(fn, name, x, y, described=described)
         _unchanged(name, before, [x, y], described)
         xd = x.detach()
-        s = lambda t: t.std((2, 3), keepdim=True) + 1e-5  # noqa: E731
+        s = lambda t: _channel_mean_std(t, 1e-5)[1]  # noqa: E731
         m = lambda t: t.mean((2, 3), keepdim=True)  # noqa: E731
+        unbiased = lambda t: t.std((2, 3), keepdim=True) + 1e-5  # noqa: E731
         _compare(name, got, adain(xd, y), described,
                  shape_hint="the result has the content's shape (n, c, h, w)",
-                 wrong=[(s(xd) * (y - m(y)) / s(y) + m(xd) if sx == sy else torch.empty(0),
+                 wrong=[(unbiased(y) * (xd - m(xd)) / unbiased(xd) + m(y),
+                         "sigma divides by h·w − 1 (unbiased std) and adds eps outside the root; use "
+                         "the population one, sqrt(var(correction=0) + eps), as instance "
+                         "normalisation does"),
+                        (s(xd) * (y - m(y)) / s(y) + m(xd) if sx == sy else torch.empty(0),
                          "x and y are swapped: the content x takes the style y's statistics"),
                         (s(y) * xd / s(xd) + m(y), "centre x first: (x - mean(x)) / std(x)"),
                         (s(y) * (xd - m(xd)) / s(xd), "add the style's mean back: ... + mean(y)"),

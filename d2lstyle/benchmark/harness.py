@@ -1,9 +1,10 @@
-"""``python -m d2lstyle.benchmark``: the book's loop against ``transfer(fast=True)``, in one process.
+"""The benchmark harness behind ``python -m d2lstyle.benchmark``: the book's loop against
+``transfer(fast=True)``, in one process.
 
 On the same network (the original weights) and the same images (the offline demo pair), for each
 size it runs
 
-- the book's loop (D2L 14.12 re-stated below: Adam, lr 0.3, StepLR(50, 0.8), content 1 / style
+- the book's loop (D2L 14.12, :func:`d2lstyle.book.book_loop`: Adam, lr 0.3, StepLR(50, 0.8), content 1 / style
   1e4 / TV 10, initialised with the content image, float32), for the given number of steps;
 - ``transfer(..., preset="d2l", fast=True, stop_at_loss=<the book's final loss>)``;
 
@@ -31,108 +32,20 @@ import time
 from typing import Optional, Sequence
 
 import torch
-from torch import nn
 
-from .fast import autocast_dtype
-from .images import OFFLINE_DEMO, offline_demo_images, preprocess
-from .memory import bytes_per_pixel
-from .presets import get_preset
-from .transfer import Objective, transfer, try_device
-from .vgg import truncate, vgg19
+from ..book import book_loop, book_loss
+from ..devices import try_device
+from ..images import OFFLINE_DEMO, offline_demo_images
+from ..memory import bytes_per_pixel
+from ..presets import get_preset
+from ..speed.plan import autocast_dtype
+from ..style_transfer import transfer
+from ..vgg import truncate, vgg19
 
 DEFAULT_SIZES = "150x225:200,300x450:500"
 MEMORY_SIZES = ((300, 450), (341, 512), (683, 1024))
 QUICK_SIZES = "32x48:8"
 QUICK_MEMORY_SIZES = ((32, 48), (48, 72))
-
-# The book's layers by index (D2L 14.12), read from a network with in-place ReLUs as the book's.
-BOOK_STYLE_LAYERS, BOOK_CONTENT_LAYERS = [0, 5, 10, 19, 28], [25]
-
-
-# ----------------------------------------------------------------------------- the book's loop
-
-def book_net(net: nn.Sequential) -> nn.Sequential:
-    """The book's ``net``: ``net``'s first 29 modules (weights shared), ReLUs in place as torchvision's.
-
-    The weights stay frozen: the book's own network would also compute weight gradients it never
-    uses, which would only make this baseline slower.
-    """
-    modules = [nn.ReLU(inplace=True) if isinstance(m, nn.ReLU) else m for m in net]
-    return nn.Sequential(*modules[: max(BOOK_CONTENT_LAYERS + BOOK_STYLE_LAYERS) + 1])
-
-
-def book_extract_features(net: nn.Sequential, X: torch.Tensor, content_layers, style_layers):
-    """The book's ``extract_features``: run every module of ``net`` on ``X`` (1, 3, h, w) in turn
-    and keep the outputs at the given indices, as ``(contents, styles)`` lists.
-
-    With in-place ReLUs (:func:`book_net`) a kept "conv" output is overwritten by its ReLU unless
-    it is the last module run: the book's trap, which :func:`d2lstyle.vgg.book_layers` states.
-    """
-    contents, styles = [], []
-    for i in range(len(net)):
-        X = net[i](X)
-        if i in style_layers:
-            styles.append(X)
-        if i in content_layers:
-            contents.append(X)
-    return contents, styles
-
-
-def book_gram(X: torch.Tensor) -> torch.Tensor:
-    """The book's ``gram``: features (1, c, h, w) -> (c, c), X Xᵀ / (c·h·w); right for one image."""
-    num_channels, n = X.shape[1], X.numel() // X.shape[1]
-    X = X.reshape((num_channels, n))  # (c, hw)
-    return torch.matmul(X, X.T) / (num_channels * n)
-
-
-def book_compute_loss(X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram,
-                      content_weight=1, style_weight=1e4, tv_weight=10) -> torch.Tensor:
-    """The book's ``compute_loss`` with its weights, summed in its order: the total loss ``l``."""
-    contents_l = [torch.square(Y_hat - Y.detach()).mean() * content_weight
-                  for Y_hat, Y in zip(contents_Y_hat, contents_Y)]
-    styles_l = [torch.square(book_gram(Y_hat) - Y.detach()).mean() * style_weight
-                for Y_hat, Y in zip(styles_Y_hat, styles_Y_gram)]
-    tv_l = 0.5 * (torch.abs(X[:, :, 1:, :] - X[:, :, :-1, :]).mean()
-                  + torch.abs(X[:, :, :, 1:] - X[:, :, :, :-1]).mean()) * tv_weight
-    return sum(styles_l + contents_l + [tv_l])
-
-
-def book_loop(net: nn.Sequential, content_img, style_img, image_shape, num_epochs: int,
-              device: torch.device, lr: float = 0.3, lr_decay_epoch: int = 50):
-    """D2L 14.12's ``train`` re-stated, in the dtype of ``net`` (float32 as the book): returns the final image (1, 3, h, w) and the losses.
-
-    The book's names and code paths: ``extract_features`` over every module by index, ``gram``
-    as one matrix product divided by c*h*w, ``compute_loss`` with content 1, style 1e4, TV 10,
-    Adam and StepLR(lr_decay_epoch, 0.8), the image initialised with the content. ``losses`` holds
-    each epoch's total, evaluated before that epoch's update.
-    """
-    net = book_net(net)
-    style_layers, content_layers = BOOK_STYLE_LAYERS, BOOK_CONTENT_LAYERS
-    gram, compute_loss = book_gram, book_compute_loss
-
-    def extract_features(X, content_layers, style_layers):
-        return book_extract_features(net, X, content_layers, style_layers)
-
-    dtype = next(net.parameters()).dtype  # float32 as the book; float64 for exact comparisons
-    content_X = preprocess(content_img, image_shape).to(device, dtype)
-    style_X = preprocess(style_img, image_shape).to(device, dtype)
-    contents_Y, _ = extract_features(content_X, content_layers, style_layers)
-    _, styles_Y = extract_features(style_X, content_layers, style_layers)
-    styles_Y_gram = [gram(Y) for Y in styles_Y]
-    X = nn.Parameter(content_X.clone())
-    trainer = torch.optim.Adam([X], lr=lr)
-    scheduler = torch.optim.lr_scheduler.StepLR(trainer, lr_decay_epoch, 0.8)
-    losses = []
-    for _ in range(num_epochs):
-        trainer.zero_grad()
-        contents_Y_hat, styles_Y_hat = extract_features(X, content_layers, style_layers)
-        l = compute_loss(X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram)
-        l.backward()
-        trainer.step()
-        scheduler.step()
-        losses.append(float(l.detach()))
-    return X.detach(), losses
-
 
 # ----------------------------------------------------------------------------- measuring
 
@@ -184,12 +97,9 @@ class PeakMemory:
 
 
 def float32_book_loss(net, content_img, style_img, image_shape, X, device) -> float:
-    """The book's total loss at the image ``X``, float32 (the 'd2l' preset's objective, which
-    matches the book's: tests/test_transfer.py)."""
-    settings = get_preset("d2l").with_overrides(image_shape=image_shape)
-    objective = Objective(net, content_img, style_img, tuple(image_shape), tuple(image_shape),
-                          settings, device)
-    return objective.float32_loss(X.to(device))
+    """The book's total loss (:func:`d2lstyle.book.book_loss`) at the image ``X``, float32."""
+    with torch.no_grad():
+        return float(book_loss(net, content_img, style_img, X.to(device, torch.float32)))
 
 
 def bare_pass_seconds(net, X, device, amp_dtype=None) -> float:

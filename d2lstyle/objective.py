@@ -1,0 +1,92 @@
+"""The objective of style transfer: the book's ``compute_loss`` and the targets it compares with.
+
+:class:`Objective` computes the targets once (the content image's features at the content layers,
+the style image's Gram matrices at the style layers) and then, for any image ``X``, its features
+and the weighted loss terms, as the book's loop does with ``extract_features`` and
+``compute_loss`` (D2L section 14.12).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+from PIL import Image
+from torch import nn
+
+from .features import extract_features
+from .images import preprocess
+from .losses import content_loss, gram, style_loss, tv_loss
+from .presets import Preset
+from .vgg import layer_index
+
+
+def compute_loss(X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram, settings: Preset,
+                 gram: Callable = gram):
+    """The book's ``compute_loss``: weighted content, style and TV terms and their sum ``l``.
+
+    Returns ``(contents_l, styles_l, tv_l, l)``: lists of per-layer terms, the TV term, the total.
+    ``gram`` computes the Gram matrices of ``styles_Y_hat`` (see :func:`d2lstyle.style_loss`).
+    """
+    contents_l = [content_loss(Y_hat, Y) * settings.content_weight
+                  for Y_hat, Y in zip(contents_Y_hat, contents_Y)]
+    styles_l = [style_loss(Y_hat, Y, settings.gram_normalize, gram) * settings.style_weight
+                for Y_hat, Y in zip(styles_Y_hat, styles_Y_gram)]
+    tv_l = tv_loss(X) * settings.tv_weight
+    l = sum(styles_l + contents_l + [tv_l])
+    return contents_l, styles_l, tv_l, l
+
+
+class Objective:
+    """The loss of ``settings`` at one image size, for the images ``content_img`` and ``style_img``.
+
+    ``content_shape`` and ``style_shape`` are (h, w). The targets are computed once, without a
+    graph: ``content_X`` (1, 3, h, w, the content in the book's space), ``contents_Y`` and
+    ``styles_Y_gram``. ``amp_dtype`` runs the network under autocast in that dtype; its features
+    are cast to float32 before the Gram matrices and losses, which run with autocast off.
+    ``channels_last`` feeds the network that memory format. ``gram`` is the Gram function used
+    throughout. Everything runs on ``device`` in the dtype of ``net``'s parameters.
+    """
+
+    def __init__(self, net: nn.Sequential, content_img: Image.Image, style_img: Image.Image,
+                 content_shape, style_shape, settings: Preset, device: torch.device, *,
+                 amp_dtype: Optional[torch.dtype] = None, channels_last: bool = False,
+                 gram: Callable = gram):
+        self.net, self.settings, self.device, self.gram = net, settings, device, gram
+        self.amp_dtype, self.channels_last = amp_dtype, channels_last
+        self.content_layers = [layer_index(layer) for layer in settings.content_layers]
+        self.style_layers = [layer_index(layer) for layer in settings.style_layers]
+        dtype = next(net.parameters()).dtype  # float32, or float64 for exact comparisons
+        self.content_X = preprocess(content_img, content_shape).to(device, dtype)  # (1, 3, h, w)
+        style_X = preprocess(style_img, style_shape).to(device, dtype)
+        with torch.no_grad():  # targets are constants: no graph needed
+            self.contents_Y, _ = self._features(self.content_X, self.content_layers, [], amp_dtype)
+            _, styles_Y = self._features(style_X, [], self.style_layers, amp_dtype)
+            self.styles_Y_gram = [gram(Y, settings.gram_normalize) for Y in styles_Y]
+
+    def extract_features(self, X: torch.Tensor):
+        """``(contents_Y_hat, styles_Y_hat)`` of the image ``X`` (1, 3, h, w), float32 or the
+        network's dtype, whatever the network ran in."""
+        return self._features(X, self.content_layers, self.style_layers, self.amp_dtype)
+
+    def compute_loss(self, X, contents_Y_hat, styles_Y_hat):
+        """:func:`compute_loss` of ``X`` and its features against this objective's targets."""
+        with torch.autocast(self.device.type, enabled=False):  # Grams and losses in float32
+            return compute_loss(X, contents_Y_hat, styles_Y_hat, self.contents_Y,
+                                self.styles_Y_gram, self.settings, self.gram)
+
+    def float32_loss(self, X: torch.Tensor) -> float:
+        """The total loss at ``X`` with the network in float32, without a graph."""
+        with torch.no_grad():
+            contents_Y_hat, styles_Y_hat = self._features(X, self.content_layers,
+                                                          self.style_layers, None)
+            return float(self.compute_loss(X, contents_Y_hat, styles_Y_hat)[3])
+
+    def _features(self, X, content_layers, style_layers, amp_dtype):
+        if self.channels_last:
+            X = X.contiguous(memory_format=torch.channels_last)
+        if amp_dtype is None:
+            return extract_features(X, self.net, content_layers, style_layers)
+        with torch.autocast(self.device.type, dtype=amp_dtype):
+            contents, styles = extract_features(X, self.net, content_layers, style_layers)
+        return [Y.float() for Y in contents], [Y.float() for Y in styles]

@@ -1,0 +1,211 @@
+"""One call to stylise: :func:`transfer` checks its inputs, makes a plan, and runs the loop.
+
+The steps, in order: the settings (a preset with the caller's overrides) are checked; the images
+are read and their sizes checked against the deepest layer; the plan says which stages run, with
+which optimiser (:mod:`d2lstyle.speed.plan`); then, for each stage, an :class:`Objective` at that
+size and the loop (:func:`d2lstyle.loop.train`, or the line-search L-BFGS of
+:mod:`d2lstyle.speed.lbfgs` with ``fast=True``), the image carried from stage to stage.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import torch
+from PIL import Image
+from torch import nn
+
+from .devices import try_device
+from .errors import DeviceMemoryError, SettingError
+from .images import ImageSource, fit_longest_side, load_image, postprocess, preprocess
+from .loop import Monitor, make_trainer, train
+from .memory import free_memory, out_of_memory_message
+from .objective import Objective
+from .presets import Preset, get_preset
+from .speed.gram import fast_gram
+from .speed.lbfgs import train_lbfgs
+from .speed.plan import Plan, make_plan
+from .validation import check_init, check_seed, check_settings
+from .vgg import layer_index, layer_name, min_side, truncate, vgg19
+
+
+@dataclass
+class Result:
+    """What :func:`transfer` returns.
+
+    ``image``: the stylised PIL image. ``tensor``: the synthesised image in the book's normalised
+    space, (1, 3, h, w), on the CPU. ``history``: one dict per optimiser step with the weighted
+    loss terms at that step, before its update (``content``, ``style``, ``tv``, ``total``), ``step``,
+    ``time`` (seconds since the call began), ``shape`` (h, w) of the image at that step (smaller
+    during the coarse stage of ``fast=True``) and, where ``stop_at_loss`` had the loss re-evaluated
+    in float32, ``total_float32``. ``settings``: what ran (with ``fast=True``: L-BFGS and the
+    full-size steps). ``stopped``: why the loop ended early, or None.
+    """
+
+    image: Image.Image
+    tensor: torch.Tensor
+    history: list[dict] = field(default_factory=list)
+    settings: Optional[Preset] = None
+    stopped: Optional[str] = None
+
+
+def transfer(content: ImageSource, style: ImageSource, *, preset="gatys", net: nn.Module | None = None,
+             weights="original", image_shape=None, size: int | None = None,
+             num_steps: int | None = None, optimizer: str | None = None, lr: float | None = None,
+             content_layers=None, style_layers=None, content_weight: float | None = None,
+             style_weight: float | None = None, tv_weight: float | None = None,
+             init: str | Image.Image | torch.Tensor = "content", device=None, seed: int = 0,
+             fast: bool = False, stop_at_loss: float | None = None,
+             callback: Callable | None = None, progress: bool = True) -> Result:
+    """Render ``content`` in the style of ``style`` by optimising the image's pixels.
+
+    ``content`` and ``style`` are PIL images, paths or URLs. ``None`` for a setting means the
+    preset's value (``"gatys"``: relu4_2 / relu1_1..relu5_1, L-BFGS, longest side 320;
+    ``"d2l"``: the book's chapter exactly, see :mod:`d2lstyle.presets`). ``net`` is any network
+    with ``vgg19().features``' layout (default: ``vgg19(weights)``); it is not modified.
+    ``init`` is ``"content"`` (as the book), ``"noise"``, or a starting image: a PIL image or a
+    tensor (3, h, w) or (1, 3, h, w) in the book's normalised space, resized to the content's
+    shape if it differs. ``callback(step, X, record)`` is called each step with the current image
+    (1, 3, h, w) and the step's record; return True to stop.
+
+    ``fast=True`` minimises the same objective (layers, loss weights, image size) sooner: L-BFGS
+    with a line search on an image pyramid, the network in bfloat16 where the device has fast
+    bfloat16 kernels; see :mod:`d2lstyle.speed.plan`. Each record is then one loss evaluation;
+    those of the coarse levels have a smaller ``shape`` and their own loss values.
+
+    ``stop_at_loss`` ends the loop as soon as the float32 total loss at the full size is at or
+    below it, so the returned image's loss is at most ``stop_at_loss``.
+
+    The same seed gives the same result on the CPU. Settings out of range raise
+    :class:`d2lstyle.errors.SettingError` before any work. A non-finite loss stops the loop with a
+    warning and keeps the last finite image (the best one with ``fast``); Ctrl-C returns the
+    result so far. On a GPU, running out of memory raises
+    :class:`d2lstyle.errors.DeviceMemoryError` whose one-line message names a size that would fit.
+    """
+    start = time.perf_counter()
+    settings = get_preset(preset).with_overrides(
+        image_shape=image_shape, size=size, num_steps=num_steps, optimizer=optimizer, lr=lr,
+        content_layers=content_layers, style_layers=style_layers, content_weight=content_weight,
+        style_weight=style_weight, tv_weight=tv_weight)
+    check_settings(settings)
+    check_init(init)
+    seed = check_seed(seed)
+    device = try_device(device)
+    content_img, style_img = load_image(content), load_image(style)
+    layers = settings.content_layers + settings.style_layers
+    content_shape, style_shape = image_shapes(content_img, style_img, settings)
+    check_sizes([(content, content_shape), (style, style_shape)], layers)
+    plan = make_plan(settings, content_shape, device, fast, min_side(layers))
+
+    with torch.random.fork_rng(devices=[]):  # the caller's RNG state is left as it was
+        torch.manual_seed(seed)
+        if net is None:
+            net = vgg19(weights, pooling=settings.pooling)
+        net = on_device(truncate(net, layers), device)
+        if plan.channels_last:
+            net = copy.deepcopy(net).to(memory_format=torch.channels_last)  # not the caller's
+        try:
+            X, history, stopped = run_plan(plan, content_img, style_img, content_shape,
+                                           style_shape, net, device, init, seed, stop_at_loss,
+                                           Monitor(sum(steps for _, steps in plan.stages),
+                                                   "best" if plan.line_search else "last",
+                                                   callback, progress, start))
+        except torch.OutOfMemoryError:  # torch.cuda.OutOfMemoryError is this class
+            X = None  # raised outside the handler so that the failed step's tensors are freed
+        if X is None:
+            raise DeviceMemoryError(out_of_memory_message(
+                device, content_shape, layers, free_memory(device),
+                element_size=2 if plan.amp_dtype is not None else 4)) from None
+    if stopped is not None and stopped.startswith("loss became non-finite"):
+        warnings.warn(f"d2lstyle: {stopped} (try a smaller lr or loss weights)", RuntimeWarning,
+                      stacklevel=2)
+    final = X.detach().cpu()
+    return Result(image=postprocess(final), tensor=final, history=history, settings=plan.settings,
+                  stopped=stopped)
+
+
+def run_plan(plan: Plan, content_img, style_img, content_shape, style_shape, net, device, init,
+             seed: int, stop_at_loss, monitor: Monitor):
+    """Each stage of ``plan`` in turn, the image carried from one to the next; returns
+    ``(X, history, stopped)`` with X at ``content_shape``."""
+    X, stopped = None, None
+    try:
+        for number, (shape, steps) in enumerate(plan.stages):
+            last_stage = number == len(plan.stages) - 1
+            scale = (shape[0] / content_shape[0], shape[1] / content_shape[1])
+            objective = Objective(net, content_img, style_img, shape,
+                                  (round(style_shape[0] * scale[0]), round(style_shape[1] * scale[1])),
+                                  plan.settings, device, amp_dtype=plan.amp_dtype,
+                                  channels_last=plan.channels_last, gram=fast_gram)
+            X = initial_image(init, objective.content_X, seed) if X is None else resize_image(X, shape)
+            X.requires_grad_(True)
+            monitor.begin(X, objective, stop_at_loss if last_stage else None,
+                          check_float32=plan.amp_dtype is not None)
+            try:
+                if plan.line_search:
+                    stopped = train_lbfgs(X, objective, steps, monitor)
+                else:
+                    trainer, scheduler = make_trainer(X, plan.settings)
+                    stopped = train(X, objective, trainer, scheduler, steps, monitor)
+            except KeyboardInterrupt:
+                stopped = f"interrupted after {len(monitor.history)} steps"
+            monitor.end(X, stopped)
+            if stopped is not None:
+                break
+    finally:
+        monitor.close()
+    if tuple(X.shape[-2:]) != tuple(content_shape):  # stopped during a coarse stage
+        X = resize_image(X, content_shape)
+    return X, monitor.history, stopped
+
+
+def image_shapes(content: Image.Image, style: Image.Image, settings: Preset):
+    """``(content_shape, style_shape)`` as (h, w): the preset's ``image_shape`` for both (the book
+    distorts the style image's aspect), else each image's aspect kept with longest side ``size``."""
+    if settings.image_shape is not None:
+        return tuple(settings.image_shape), tuple(settings.image_shape)
+    return fit_longest_side(*content.size, settings.size), fit_longest_side(*style.size, settings.size)
+
+
+def check_sizes(shapes, layers) -> None:
+    """Each ``(source, (h, w))`` of the content and the style at least ``min_side(layers)``."""
+    for (source, (h, w)), label in zip(shapes, ("content", "style")):
+        if min(h, w) < min_side(layers):
+            name = f"the {label} image" if isinstance(source, Image.Image) else str(source)
+            raise SettingError(
+                f"{name}, resized to {w}x{h} pixels, is too small for layer "
+                f"{layer_name(max(map(layer_index, layers)))}: each side needs at least "
+                f"{min_side(layers)} pixels; use a larger size or image_shape")
+
+
+def initial_image(init, content_X: torch.Tensor, seed: int) -> torch.Tensor:
+    """The starting image, shaped like ``content_X``: the content, noise, or ``init`` resized."""
+    if isinstance(init, str) and init == "content":
+        return content_X.clone()
+    if isinstance(init, str):  # "noise"
+        return torch.randn(content_X.shape, generator=torch.Generator().manual_seed(seed)).to(
+            content_X)
+    if isinstance(init, Image.Image):
+        return preprocess(init, tuple(content_X.shape[-2:])).to(content_X)
+    return resize_image(init.to(content_X).reshape(1, 3, *init.shape[-2:]),
+                        tuple(content_X.shape[-2:]))
+
+
+def resize_image(X: torch.Tensor, shape) -> torch.Tensor:
+    """(1, 3, h, w) resized to ``shape`` bilinearly, detached (a copy even at the same shape)."""
+    X = X.detach()
+    if tuple(X.shape[-2:]) == tuple(shape):
+        return X.clone()
+    return nn.functional.interpolate(X, size=tuple(shape), mode="bilinear", align_corners=False)
+
+
+def on_device(net: nn.Module, device: torch.device) -> nn.Module:
+    """``net`` on ``device``, copied rather than moved when it lives elsewhere (never mutate input)."""
+    param = next(net.parameters(), None)
+    if param is None or param.device == device:
+        return net
+    return copy.deepcopy(net).to(device)

@@ -1,0 +1,89 @@
+"""Checks at the edge: every setting of a run, checked once, the same way for the library and the
+command line, before any image is read or any network built.
+
+Each failure raises :class:`d2lstyle.errors.SettingError` whose one-line message names the setting
+both ways, as ``transfer``'s argument and as the command line's option
+(``style_weight (--style-weight) must be a finite number >= 0, not -1.0``).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+from PIL import Image
+
+from .errors import SettingError
+from .presets import Preset
+
+# transfer()'s arguments that the command line has, and its option for each.
+OPTIONS = {"num_steps": "--steps", "size": "--size", "content_weight": "--content-weight",
+           "style_weight": "--style-weight", "tv_weight": "--tv-weight", "seed": "--seed",
+           "device": "--device", "preset": "--preset", "weights": "--weights"}
+
+
+def named(name: str) -> str:
+    """``name`` with its command-line option, where it has one: ``num_steps (--steps)``."""
+    return f"{name} ({OPTIONS[name]})" if name in OPTIONS else name
+
+
+def whole_number(name: str, value, low: int, high: float = math.inf) -> int:
+    """``value`` as an int in ``low..high``, not a bool or a float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
+        bound = f"at least {low}" if high == math.inf else f"between {low} and {high}"
+        raise SettingError(f"{named(name)} must be a whole number {bound}, not {value!r}")
+    return int(value)
+
+
+def non_negative(name: str, value) -> float:
+    """``value`` as a finite float >= 0."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+            or value < 0):
+        raise SettingError(f"{named(name)} must be a finite number >= 0, not {value!r}")
+    return float(value)
+
+
+def check_settings(settings: Preset) -> None:
+    """Every field of a preset (with the caller's overrides) in its range."""
+    whole_number("num_steps", settings.num_steps, 1)
+    if settings.image_shape is None:
+        whole_number("size", settings.size, 1)
+    elif len(settings.image_shape) != 2:
+        raise SettingError(f"image_shape must be (height, width), not {settings.image_shape!r}")
+    else:
+        for side in settings.image_shape:
+            whole_number("image_shape", side, 1)
+    for name in ("content_weight", "style_weight", "tv_weight", "lr_decay"):
+        non_negative(name, getattr(settings, name))
+    if non_negative("lr", settings.lr) == 0:
+        raise SettingError("lr must be a finite number > 0, not 0.0")
+    if settings.lr_decay_step is not None:
+        whole_number("lr_decay_step", settings.lr_decay_step, 1)
+    if not settings.content_layers and not settings.style_layers:
+        raise SettingError("content_layers and style_layers are both empty: give at least one layer")
+    for name, value, choices in (("optimizer", settings.optimizer, ("adam", "lbfgs")),
+                                 ("gram_normalize", settings.gram_normalize, ("chw", "hw")),
+                                 ("pooling", settings.pooling, ("max", "avg"))):
+        if value not in choices:
+            raise SettingError(f"{name} must be {' or '.join(map(repr, choices))}, not {value!r}")
+
+
+def check_seed(seed) -> int:
+    """A seed that ``torch.manual_seed`` and ``torch.Generator`` both accept."""
+    return whole_number("seed", seed, 0, 2**63 - 1)
+
+
+def check_init(init) -> None:
+    """``"content"``, ``"noise"``, a PIL image, or a finite tensor (3, h, w) or (1, 3, h, w)."""
+    if isinstance(init, str) and init in ("content", "noise"):
+        return
+    if isinstance(init, Image.Image):
+        return
+    if not isinstance(init, torch.Tensor):
+        what = repr(init) if isinstance(init, str) else f"a {type(init).__name__}"
+        raise SettingError(f"init must be 'content', 'noise', a PIL image or a tensor, not {what}")
+    if not (init.dim() in (3, 4) and init.shape[-3] == 3 and (init.dim() == 3 or init.shape[0] == 1)):
+        raise SettingError(f"init tensor must be (3, h, w) or (1, 3, h, w), not {tuple(init.shape)}")
+    if not torch.isfinite(init).all():
+        raise SettingError("init tensor has non-finite values (nan or inf)")
