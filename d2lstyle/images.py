@@ -6,11 +6,7 @@ ImageNet mean and standard deviation, shape (n, 3, h, w) (D2L section 14.12).
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import os
-import urllib.error
-import urllib.request
 import warnings
 from pathlib import Path
 from typing import Union
@@ -18,6 +14,7 @@ from typing import Union
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .download import fetch, is_url
 from .errors import ImageLoadError
 from .vgg import IMAGENET_MEAN, IMAGENET_STD
 
@@ -27,44 +24,6 @@ D2L_IMG_URL = "https://raw.githubusercontent.com/d2l-ai/d2l-en/master/img/"
 DEMO_URLS = (D2L_IMG_URL + "rainier.jpg", D2L_IMG_URL + "autumn-oak.jpg")
 # Offline stand-ins that ship inside scikit-image's wheel (both public domain, see README).
 OFFLINE_DEMO = ("astronaut.png", "hubble_deep_field.jpg")
-
-
-
-def cache_dir() -> Path:
-    """Where downloaded images are kept: ``$D2LSTYLE_CACHE``, else ``~/.cache/d2lstyle``."""
-    root = os.environ.get("D2LSTYLE_CACHE")
-    if root:
-        return Path(root)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "d2lstyle"
-
-
-def is_url(source) -> bool:
-    return isinstance(source, str) and source.startswith(("http://", "https://"))
-
-
-def fetch(url: str, timeout: float = 30.0, directory: str | os.PathLike | None = None) -> Path:
-    """Download ``url`` once into the cache and return the cached file's path.
-
-    The file is written under a temporary name and renamed when complete, so an interrupted
-    download never leaves a half file that a later call would take for the real one.
-    """
-    directory = Path(directory) if directory is not None else cache_dir()
-    name = os.path.basename(url.split("?")[0]) or "download"
-    digest = hashlib.sha256(url.encode()).hexdigest()[:10]
-    target = directory / f"{digest}-{name}"
-    if target.is_file():
-        return target
-    directory.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            partial.write_bytes(response.read())
-    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
-        partial.unlink(missing_ok=True)
-        reason = getattr(error, "reason", error)
-        raise ImageLoadError(f"cannot download {url}: {reason}") from error
-    partial.replace(target)
-    return target
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -86,12 +45,13 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_image(source: ImageSource, *, timeout: float = 30.0) -> Image.Image:
+def load_image(source: ImageSource, *, timeout: float | None = None) -> Image.Image:
     """Open a PIL image, a file path or an http(s) URL as an RGB PIL image.
 
     EXIF orientation is applied, every mode becomes RGB, and non-images, truncated files and
     decompression bombs (more pixels than ``PIL.Image.MAX_IMAGE_PIXELS``) raise
-    :class:`ImageLoadError` naming the source. URLs are fetched with ``timeout`` and cached.
+    :class:`ImageLoadError` naming the source. URLs are fetched by
+    :func:`d2lstyle.download.fetch` (``timeout`` in seconds for the whole download) and cached.
     """
     if isinstance(source, Image.Image):
         return _to_rgb(ImageOps.exif_transpose(source))
