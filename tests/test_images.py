@@ -6,6 +6,7 @@ test_download.py, hostile files in test_untrusted_files.py.
 
 import io
 import re
+import sys
 
 import numpy as np
 import PIL.Image
@@ -122,6 +123,59 @@ class TestPostprocess:
     def test_exception(self, shape):
         with pytest.raises(ValueError, match=re.escape(f"expects (3, h, w) or (n, 3, h, w), got {shape}")):
             postprocess(torch.zeros(shape))
+
+
+# Every mode PIL has, with pixels whose RGB can be worked out by hand:
+# mode -> (pixels, or raw bytes for the 16-bit modes; the RGB expected for each pixel).
+WHITE, BLACK = [255, 255, 255], [0, 0, 0]
+EVERY_MODE = {
+    "1": ([0, 255], [BLACK, WHITE]),
+    "L": ([77], [[77, 77, 77]]),
+    "LA": ([(50, 255), (50, 0)], [[50, 50, 50], WHITE]),           # transparent -> white
+    "La": ([(50, 255), (0, 0)], [[50, 50, 50], WHITE]),            # premultiplied alpha
+    "P": ([1], [[200, 100, 50]]),                                   # palette: 0 black, 1 brown
+    "PA": ([(1, 255), (1, 0)], [[200, 100, 50], WHITE]),
+    "RGB": ([(10, 20, 30)], [[10, 20, 30]]),
+    "RGBA": ([(10, 20, 30, 255), (10, 20, 30, 0)], [[10, 20, 30], WHITE]),
+    "RGBa": ([(10, 20, 30, 255), (0, 0, 0, 0)], [[10, 20, 30], WHITE]),
+    "RGBX": ([(10, 20, 30, 0)], [[10, 20, 30]]),                    # X is padding
+    "CMYK": ([(0, 255, 255, 0), (0, 0, 0, 255)], [[255, 0, 0], BLACK]),  # magenta+yellow = red
+    "YCbCr": ([(255, 128, 128), (0, 128, 128)], [WHITE, BLACK]),    # Cb = Cr = 128: grey
+    "LAB": ([(255, 128, 128), (0, 128, 128)], [WHITE, BLACK]),      # a = b = 128: grey
+    "HSV": ([(0, 255, 255), (85, 255, 255), (0, 0, 200)], [[255, 0, 0], [0, 255, 0], [200] * 3]),
+    "I": ([0, 100, 255], [BLACK, [100] * 3, WHITE]),                # 8-bit values stay
+    "I;16": (b"\x00\x80", [[128] * 3]),                            # 32768 / 65535 * 255 = 127.5
+    "I;16L": (b"\x00\x80", [[128] * 3]),
+    "I;16B": (b"\x80\x00", [[128] * 3]),                           # big-endian 32768
+    "I;16N": (b"\x00\x80" if sys.byteorder == "little" else b"\x80\x00", [[128] * 3]),
+    "F": ([0.0, 0.5, 1.0], [BLACK, [128] * 3, WHITE]),              # [0, 1] floats
+}
+
+
+def _image_in_mode(mode, pixels):
+    if isinstance(pixels, bytes):
+        return Image.frombytes(mode, (len(pixels) // 2, 1), pixels)
+    img = Image.new(mode, (len(pixels), 1))
+    if mode in ("P", "PA"):
+        img.putpalette([0, 0, 0, 200, 100, 50])
+    img.putdata(pixels)
+    return img
+
+
+def test_every_pil_mode_is_tested():
+    assert set(EVERY_MODE) == set(Image.MODES)
+
+
+@pytest.mark.parametrize("mode", EVERY_MODE)
+def test_every_mode_becomes_sensible_rgb(mode, tmp_path):
+    pixels, expected = EVERY_MODE[mode]
+    img = _image_in_mode(mode, pixels)
+    assert img.mode == mode
+    out = load_image(img)
+    assert out.mode == "RGB" and out.size == (len(expected), 1)
+    # LittleCMS converts LAB's white and black to within one grey level of exact.
+    tolerance = 1 if mode == "LAB" else 0
+    assert np.abs(np.asarray(out, dtype=int) - np.array([expected])).max() <= tolerance
 
 
 class TestLoadImageModes:
