@@ -161,6 +161,7 @@ def _get(url: str, limits: _Limits) -> http.client.HTTPResponse:
             path = url
     else:
         conn = Connection(parts.hostname, parts.port, timeout=limits.remaining())
+    conn._create_connection = lambda address, timeout, source: _connect(address, source, limits)
     try:
         conn.connect()
         conn.sock = _DeadlineSocket(conn.sock, limits)
@@ -172,6 +173,14 @@ def _get(url: str, limits: _Limits) -> http.client.HTTPResponse:
     if conn.sock:  # one request per connection: the socket really closes when the response does
         conn.sock.close()
     return response
+
+
+def _connect(address, source_address, limits: _Limits) -> socket.socket:
+    """http.client's hook for opening the TCP connection: each address tried waits at most the time
+    left, and so does the TLS handshake that follows (it runs under the socket's timeout)."""
+    sock = socket.create_connection(address, limits.remaining(), source_address)
+    sock.settimeout(limits.remaining())
+    return sock
 
 
 def _stream(response: http.client.HTTPResponse, target: Path, limits: _Limits) -> None:

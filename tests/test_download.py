@@ -275,6 +275,19 @@ class TestHostileServer:
         assert fetch(url).read_bytes() == TINY
         assert Hostile.hits == {url: 1}
 
+    @pytest.mark.parametrize("scheme", ["http", "https"])
+    def test_silent_server_stops_at_the_deadline(self, cache, scheme):
+        # The kernel accepts the connection into the listening queue; nobody ever answers, neither
+        # to the request nor to the TLS hello.
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(4)
+            url = f"{scheme}://127.0.0.1:{listener.getsockname()[1]}/x.png"
+            seconds, _ = refused(lambda: fetch(url, timeout=DEADLINE),
+                                 f"^{re.escape(url)}: download did not finish within 1 s")
+        assert DEADLINE - 0.1 < seconds < DEADLINE + SLACK
+        assert files_in(cache) == []
+
     def test_connection_refused(self, cache):
         with socket.socket() as sock:  # a port that was free a moment ago, with no one listening
             sock.bind(("127.0.0.1", 0))
