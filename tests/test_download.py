@@ -76,6 +76,12 @@ class Hostile(http.server.BaseHTTPRequestHandler):
         self.send(200, b"<!doctype html><html><body>Sign in to the Wi-Fi</body></html>",
                   [("Content-Type", "text/html")])
 
+    def serve_captive(self):  # an HTML page the first time (a captive portal), then the image
+        if Hostile.hits[self.path] == 1:
+            self.serve_html()
+        else:
+            self.serve_img()
+
     def serve_big(self):  # announced: refused from the headers
         self.send(200, BIG, [("Content-Type", "image/png")])
 
@@ -220,6 +226,15 @@ class TestHostileServer:
                              f"^{re.escape(url)}: not an image file")
         assert seconds < DEADLINE + SLACK
         assert files_in(cache) == []  # so that a later call fetches afresh
+
+    def test_a_later_call_fetches_afresh_after_html(self, server, cache):
+        Hostile.hits.clear()
+        url = server + "/captive/photo.png"
+        with pytest.raises(ImageLoadError, match="not an image file"):
+            images.load_image(url)
+        assert images.load_image(url).size == (4, 3)
+        assert Hostile.hits == {"/captive/photo.png": 2}
+        assert len(files_in(cache)) == 1
 
     @pytest.mark.parametrize("path", ["/big.png", "/big-unannounced.png"])
     def test_image_over_the_cap(self, server, cache, path):
