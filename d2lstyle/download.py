@@ -1,4 +1,4 @@
-"""Getting a URL onto disk safely: http(s) only, with a size cap, a total deadline and few redirects.
+"""Getting a URL onto disk safely: http(s) only, a size cap, a total deadline and few redirects.
 
 A download is streamed in chunks into a temporary file in the cache folder and renamed when
 complete, so nothing is ever held whole in memory and no half file is ever left behind. Every way it
@@ -113,8 +113,8 @@ class _Limits:
                               "(timeout=, or $D2LSTYLE_DOWNLOAD_TIMEOUT)")
 
     def too_big(self) -> ImageLoadError:
-        return ImageLoadError(f"{self.url}: download exceeded the {self.max_bytes / 1e6:g} MB limit "
-                              "(max_bytes=, or $D2LSTYLE_MAX_DOWNLOAD_MB)")
+        return ImageLoadError(f"{self.url}: download exceeded the {self.max_bytes / 1e6:g} MB "
+                              "limit (max_bytes=, or $D2LSTYLE_MAX_DOWNLOAD_MB)")
 
 
 def _follow(url: str, max_redirects: int, limits: _Limits) -> http.client.HTTPResponse:
@@ -137,7 +137,8 @@ def _follow(url: str, max_redirects: int, limits: _Limits) -> http.client.HTTPRe
             return response
         response.close()  # the redirect's body is never read
         # As urllib does: a Location with spaces or non-ASCII characters is quoted, not refused.
-        location = urllib.parse.quote(location.strip(), encoding="iso-8859-1", safe=string.punctuation)
+        location = urllib.parse.quote(location.strip(), encoding="iso-8859-1",
+                                      safe=string.punctuation)
         url = urllib.parse.urljoin(url, location)
     raise ImageLoadError(f"{limits.url}: more than {max_redirects} redirects")
 
@@ -148,11 +149,12 @@ def _get(url: str, limits: _Limits) -> http.client.HTTPResponse:
     proxy = urllib.request.getproxies().get(parts.scheme)
     if proxy and urllib.request.proxy_bypass(parts.hostname or ""):
         proxy = None
-    Connection = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    https = parts.scheme == "https"
+    Connection = http.client.HTTPSConnection if https else http.client.HTTPConnection
     path = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
     if proxy:
         via = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
-        if parts.scheme == "https":  # a tunnel through the proxy, TLS end to end
+        if https:  # a tunnel through the proxy, TLS end to end
             conn = Connection(via.hostname, via.port or 8080, timeout=limits.remaining())
             conn.set_tunnel(parts.hostname, parts.port)
         else:
@@ -184,7 +186,7 @@ def _connect(address, source_address, limits: _Limits) -> socket.socket:
 
 
 def _stream(response: http.client.HTTPResponse, target: Path, limits: _Limits) -> None:
-    """Write ``response``'s body to ``target`` chunk by chunk, via a temporary file renamed at the end."""
+    """``response``'s body into ``target``, in chunks, via a temporary file renamed at the end."""
     with response:
         length = response.getheader("Content-Length")
         if length and length.strip().isdigit() and int(length) > limits.max_bytes:

@@ -100,7 +100,7 @@ def open_image(path: Path, label: str) -> Image.Image:
 
 
 def _decode(file, label: str) -> Image.Image:
-    """The image in the open binary ``file``, as RGB; any decoder error is one line naming ``label``."""
+    """The image in the binary ``file``, as RGB; any decoder error is one line naming ``label``."""
     try:
         with warnings.catch_warnings():
             # PIL only warns between MAX_IMAGE_PIXELS and twice that; we refuse both.
@@ -114,7 +114,7 @@ def _decode(file, label: str) -> Image.Image:
     except UnidentifiedImageError as error:
         raise ImageLoadError(f"{label}: not an image file in a format d2lstyle reads "
                              f"({', '.join(FORMATS)})") from error
-    except Exception as error:  # corrupt files make some decoders raise IndexError, struct.error, ...
+    except Exception as error:  # on corrupt files some decoders raise IndexError, struct.error...
         reason = str(error).splitlines()[0] if str(error).strip() else type(error).__name__
         raise ImageLoadError(f"{label}: cannot read image ({reason})") from error
 

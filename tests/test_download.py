@@ -1,4 +1,4 @@
-"""Tests for d2lstyle.download: URLs onto disk within a size cap, a total deadline and few redirects.
+"""Tests for d2lstyle.download: URLs onto disk within a size cap, a total deadline, few redirects.
 
 A small HTTP server on 127.0.0.1, started here, plays the hostile web: a body that never ends, one
 that trickles a byte at a time, redirects in a loop, an HTML page, an image over the cap. Every
@@ -254,7 +254,8 @@ class TestHostileServer:
 
     def test_cap_from_the_environment(self, server, cache, monkeypatch):
         monkeypatch.setenv("D2LSTYLE_MAX_DOWNLOAD_MB", "0.5")
-        with pytest.raises(ImageLoadError, match=r"exceeded the 0\.5 MB limit .*D2LSTYLE_MAX_DOWNLOAD_MB"):
+        with pytest.raises(ImageLoadError,
+                           match=r"exceeded the 0\.5 MB limit .*D2LSTYLE_MAX_DOWNLOAD_MB"):
             images.load_image(server + "/big.png")
 
     def test_deadline_from_the_environment(self, server, cache, monkeypatch):
@@ -269,7 +270,8 @@ class TestHostileServer:
                                              ("D2LSTYLE_DOWNLOAD_TIMEOUT", "inf")])
     def test_bad_environment_value(self, server, monkeypatch, name, value):
         monkeypatch.setenv(name, value)
-        with pytest.raises(ImageLoadError, match=f"^{name} must be a positive number, not '{value}'$"):
+        message = f"^{name} must be a positive number, not '{value}'$"
+        with pytest.raises(ImageLoadError, match=message):
             fetch(server + "/img/x.png")
 
     def test_cut_short_leaves_no_file(self, server, cache):

@@ -54,7 +54,8 @@ class TestNotRegularFiles:
         # Opening a FIFO for reading blocks until a writer comes; none ever will.
         fifo = tmp_path / "photo.jpg"
         os.mkfifo(fifo)
-        refused_quickly(fifo, r"photo\.jpg: not a regular file \(a FIFO, device or socket\), refused$")
+        refused_quickly(fifo,
+                        r"photo\.jpg: not a regular file \(a FIFO, device or socket\), refused$")
 
     @pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom", "/dev/stdin"])
     def test_device(self, device):
@@ -165,9 +166,9 @@ def test_formats_on_the_list_load(trap, tmp_path, fmt, options):
 # ----------------------------------------------------------------------------- decoder errors
 
 # What some Pillow plugins have raised on corrupt files, besides OSError and ValueError.
-ODD_ERRORS = [struct.error("unpack requires a buffer of 4 bytes"), IndexError("list index out of range"),
-              ZeroDivisionError("division by zero"), KeyError("MPO"), TypeError("bad operand"),
-              RuntimeError("")]
+ODD_ERRORS = [struct.error("unpack requires a buffer of 4 bytes"),
+              IndexError("list index out of range"), ZeroDivisionError("division by zero"),
+              KeyError("MPO"), TypeError("bad operand"), RuntimeError("")]
 
 
 @pytest.mark.parametrize("error", ODD_ERRORS, ids=lambda e: type(e).__name__)
@@ -179,7 +180,8 @@ def test_any_decoder_error_is_one_line(tmp_path, monkeypatch, error):
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", load)
     reason = str(error) or type(error).__name__
-    with pytest.raises(ImageLoadError, match=rf"^.*odd\.png: cannot read image \({re.escape(reason)}\)$"):
+    message = rf"^.*odd\.png: cannot read image \({re.escape(reason)}\)$"
+    with pytest.raises(ImageLoadError, match=message):
         load_image(tmp_path / "odd.png")
 
 
