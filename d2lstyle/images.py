@@ -6,11 +6,8 @@ ImageNet mean and standard deviation, shape (n, 3, h, w) (D2L section 14.12).
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import os
-import urllib.error
-import urllib.request
+import stat
 import warnings
 from pathlib import Path
 from typing import Union
@@ -18,6 +15,7 @@ from typing import Union
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .download import fetch, is_url
 from .errors import ImageLoadError
 from .vgg import IMAGENET_MEAN, IMAGENET_STD
 
@@ -27,44 +25,9 @@ D2L_IMG_URL = "https://raw.githubusercontent.com/d2l-ai/d2l-en/master/img/"
 DEMO_URLS = (D2L_IMG_URL + "rainier.jpg", D2L_IMG_URL + "autumn-oak.jpg")
 # Offline stand-ins that ship inside scikit-image's wheel (both public domain, see README).
 OFFLINE_DEMO = ("astronaut.png", "hubble_deep_field.jpg")
-
-
-
-def cache_dir() -> Path:
-    """Where downloaded images are kept: ``$D2LSTYLE_CACHE``, else ``~/.cache/d2lstyle``."""
-    root = os.environ.get("D2LSTYLE_CACHE")
-    if root:
-        return Path(root)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "d2lstyle"
-
-
-def is_url(source) -> bool:
-    return isinstance(source, str) and source.startswith(("http://", "https://"))
-
-
-def fetch(url: str, timeout: float = 30.0, directory: str | os.PathLike | None = None) -> Path:
-    """Download ``url`` once into the cache and return the cached file's path.
-
-    The file is written under a temporary name and renamed when complete, so an interrupted
-    download never leaves a half file that a later call would take for the real one.
-    """
-    directory = Path(directory) if directory is not None else cache_dir()
-    name = os.path.basename(url.split("?")[0]) or "download"
-    digest = hashlib.sha256(url.encode()).hexdigest()[:10]
-    target = directory / f"{digest}-{name}"
-    if target.is_file():
-        return target
-    directory.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            partial.write_bytes(response.read())
-    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
-        partial.unlink(missing_ok=True)
-        reason = getattr(error, "reason", error)
-        raise ImageLoadError(f"cannot download {url}: {reason}") from error
-    partial.replace(target)
-    return target
+# Formats Pillow decodes in-process (JPEG includes cameras' MPO files). Not EPS, which Pillow hands
+# to Ghostscript, nor the rarer formats, whose decoders have seen less use.
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM", "ICO")
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -77,57 +40,83 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         if img.mode == "F" and values.max() <= 1.0:
             top = 1.0
         img = Image.fromarray((np.clip(values / top, 0, 1) * 255 + 0.5).astype(np.uint8), "L")
+    if img.mode == "La":  # premultiplied; Pillow converts it to LA only
+        img = img.convert("LA")
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+    if img.mode in ("RGBA", "LA", "PA", "RGBa"):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, rgba)
-    return img.convert("RGB")
+    return img.convert("RGB")  # CMYK, YCbCr, LAB and HSV by Pillow's own conversions
 
 
-def load_image(source: ImageSource, *, timeout: float = 30.0) -> Image.Image:
+def load_image(source: ImageSource, *, timeout: float | None = None) -> Image.Image:
     """Open a PIL image, a file path or an http(s) URL as an RGB PIL image.
 
-    EXIF orientation is applied, every mode becomes RGB, and non-images, truncated files and
-    decompression bombs (more pixels than ``PIL.Image.MAX_IMAGE_PIXELS``) raise
-    :class:`ImageLoadError` naming the source. URLs are fetched with ``timeout`` and cached.
+    EXIF orientation is applied and every mode becomes RGB. Only regular files in :data:`FORMATS`
+    are decoded; anything else, truncated files and decompression bombs (more pixels than
+    ``PIL.Image.MAX_IMAGE_PIXELS``) raise :class:`ImageLoadError` naming the source. URLs are
+    fetched by :func:`d2lstyle.download.fetch` (``timeout`` in seconds for the whole download)
+    and cached.
     """
     if isinstance(source, Image.Image):
         return _to_rgb(ImageOps.exif_transpose(source))
-    if is_url(source):
-        label, path = source, fetch(source, timeout=timeout)
-        try:
-            return open_image(path, label)
-        except ImageLoadError:
-            path.unlink(missing_ok=True)  # not an image (a proxy's page?): fetch afresh next time
-            raise
-    else:
-        label, path = str(source), Path(source)
-        if not path.exists():
-            raise ImageLoadError(f"{label}: no such file")
-        if path.is_dir():
-            raise ImageLoadError(f"{label}: is a folder, not an image")
-    return open_image(path, label)
+    if not is_url(source):
+        return open_image(Path(source), str(source))
+    path = fetch(source, timeout=timeout)
+    try:
+        return open_image(path, source)
+    except ImageLoadError:
+        path.unlink(missing_ok=True)  # not an image (a proxy's page?): fetch afresh next time
+        raise
 
 
 def open_image(path: Path, label: str) -> Image.Image:
-    """Decode the image file ``path`` as RGB (EXIF orientation applied); errors name ``label``."""
+    """Decode the image file ``path`` as RGB (EXIF orientation applied); errors name ``label``.
+
+    Only a regular file is opened: a folder, FIFO, device or socket is refused from its ``stat``,
+    before anything could block on it or read from it forever.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise ImageLoadError(f"{label}: no such file") from None
+    except OSError as error:
+        raise ImageLoadError(f"{label}: cannot open ({error.strerror or error})") from error
+    if stat.S_ISDIR(mode):
+        raise ImageLoadError(f"{label}: is a folder, not an image")
+    if not stat.S_ISREG(mode):
+        raise ImageLoadError(f"{label}: not a regular file (a FIFO, device or socket), refused")
+    try:
+        # O_NONBLOCK: should a FIFO have replaced the file since the stat, opening it cannot hang.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as error:
+        raise ImageLoadError(f"{label}: cannot open ({error.strerror or error})") from error
+    with open(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise ImageLoadError(f"{label}: not a regular file (a FIFO, device or socket), refused")
+        return _decode(file, label)
+
+
+def _decode(file, label: str) -> Image.Image:
+    """The image in the binary ``file``, as RGB; any decoder error is one line naming ``label``."""
     try:
         with warnings.catch_warnings():
             # PIL only warns between MAX_IMAGE_PIXELS and twice that; we refuse both.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(file, formats=FORMATS) as img:
                 img.load()
-                img = ImageOps.exif_transpose(img)
-                return _to_rgb(img)
+                return _to_rgb(ImageOps.exif_transpose(img))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageLoadError(f"{label}: too many pixels, refused as a possible decompression bomb "
                              f"({error})") from error
     except UnidentifiedImageError as error:
-        raise ImageLoadError(f"{label}: not an image file (or a format Pillow cannot read)") from error
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ImageLoadError(f"{label}: cannot read image ({error})") from error
+        raise ImageLoadError(f"{label}: not an image file in a format d2lstyle reads "
+                             f"({', '.join(FORMATS)})") from error
+    except Exception as error:  # on corrupt files some decoders raise IndexError, struct.error...
+        reason = str(error).splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ImageLoadError(f"{label}: cannot read image ({reason})") from error
 
 
 def demo_images(timeout: float = 10.0, verbose: bool = True) -> tuple[Image.Image, Image.Image]:

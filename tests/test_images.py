@@ -1,14 +1,12 @@
-"""Tests for d2lstyle.images: loading any picture safely, fetching URLs, preprocess/postprocess.
+"""Tests for d2lstyle.images: loading any picture safely, preprocess/postprocess.
 
-The network is never used: ``urllib.request.urlopen`` is replaced by fakes, and the download cache
-is a temporary folder.
+The network is never used: ``fetch`` is replaced by fakes. Downloads themselves are tested in
+test_download.py, hostile files in test_untrusted_files.py.
 """
 
-import http.client
 import io
 import re
-import urllib.error
-import urllib.request
+import sys
 
 import numpy as np
 import PIL.Image
@@ -17,9 +15,8 @@ import torch
 from PIL import Image
 
 from d2lstyle import images
-from d2lstyle.images import (DEMO_URLS, OFFLINE_DEMO, ImageLoadError, cache_dir, demo_images, fetch,
-                             fit_longest_side, is_url, load_image, package_image, postprocess,
-                             preprocess)
+from d2lstyle.images import (DEMO_URLS, OFFLINE_DEMO, ImageLoadError, demo_images, fit_longest_side,
+                             load_image, package_image, postprocess, preprocess)
 from d2lstyle.vgg import IMAGENET_MEAN, IMAGENET_STD
 
 URL = "https://example.org/pictures/tiny.png"
@@ -35,10 +32,10 @@ def cache(tmp_path, monkeypatch):
 
 @pytest.fixture
 def no_network(monkeypatch):
-    def urlopen(*args, **kwargs):
-        raise urllib.error.URLError("simulated: no network")
+    def fetch(url, **kwargs):
+        raise ImageLoadError(f"cannot download {url}: simulated: no network")
 
-    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(images, "fetch", fetch)
 
 
 def _random_rgb(w, h, seed=0):
@@ -126,6 +123,59 @@ class TestPostprocess:
     def test_exception(self, shape):
         with pytest.raises(ValueError, match=re.escape(f"expects (3, h, w) or (n, 3, h, w), got {shape}")):
             postprocess(torch.zeros(shape))
+
+
+# Every mode PIL has, with pixels whose RGB can be worked out by hand:
+# mode -> (pixels, or raw bytes for the 16-bit modes; the RGB expected for each pixel).
+WHITE, BLACK = [255, 255, 255], [0, 0, 0]
+EVERY_MODE = {
+    "1": ([0, 255], [BLACK, WHITE]),
+    "L": ([77], [[77, 77, 77]]),
+    "LA": ([(50, 255), (50, 0)], [[50, 50, 50], WHITE]),           # transparent -> white
+    "La": ([(50, 255), (0, 0)], [[50, 50, 50], WHITE]),            # premultiplied alpha
+    "P": ([1], [[200, 100, 50]]),                                   # palette: 0 black, 1 brown
+    "PA": ([(1, 255), (1, 0)], [[200, 100, 50], WHITE]),
+    "RGB": ([(10, 20, 30)], [[10, 20, 30]]),
+    "RGBA": ([(10, 20, 30, 255), (10, 20, 30, 0)], [[10, 20, 30], WHITE]),
+    "RGBa": ([(10, 20, 30, 255), (0, 0, 0, 0)], [[10, 20, 30], WHITE]),
+    "RGBX": ([(10, 20, 30, 0)], [[10, 20, 30]]),                    # X is padding
+    "CMYK": ([(0, 255, 255, 0), (0, 0, 0, 255)], [[255, 0, 0], BLACK]),  # magenta+yellow = red
+    "YCbCr": ([(255, 128, 128), (0, 128, 128)], [WHITE, BLACK]),    # Cb = Cr = 128: grey
+    "LAB": ([(255, 128, 128), (0, 128, 128)], [WHITE, BLACK]),      # a = b = 128: grey
+    "HSV": ([(0, 255, 255), (85, 255, 255), (0, 0, 200)], [[255, 0, 0], [0, 255, 0], [200] * 3]),
+    "I": ([0, 100, 255], [BLACK, [100] * 3, WHITE]),                # 8-bit values stay
+    "I;16": (b"\x00\x80", [[128] * 3]),                            # 32768 / 65535 * 255 = 127.5
+    "I;16L": (b"\x00\x80", [[128] * 3]),
+    "I;16B": (b"\x80\x00", [[128] * 3]),                           # big-endian 32768
+    "I;16N": (b"\x00\x80" if sys.byteorder == "little" else b"\x80\x00", [[128] * 3]),
+    "F": ([0.0, 0.5, 1.0], [BLACK, [128] * 3, WHITE]),              # [0, 1] floats
+}
+
+
+def _image_in_mode(mode, pixels):
+    if isinstance(pixels, bytes):
+        return Image.frombytes(mode, (len(pixels) // 2, 1), pixels)
+    img = Image.new(mode, (len(pixels), 1))
+    if mode in ("P", "PA"):
+        img.putpalette([0, 0, 0, 200, 100, 50])
+    img.putdata(pixels)
+    return img
+
+
+def test_every_pil_mode_is_tested():
+    assert set(EVERY_MODE) == set(Image.MODES)
+
+
+@pytest.mark.parametrize("mode", EVERY_MODE)
+def test_every_mode_becomes_sensible_rgb(mode, tmp_path):
+    pixels, expected = EVERY_MODE[mode]
+    img = _image_in_mode(mode, pixels)
+    assert img.mode == mode
+    out = load_image(img)
+    assert out.mode == "RGB" and out.size == (len(expected), 1)
+    # LittleCMS converts LAB's white and black to within one grey level of exact.
+    tolerance = 1 if mode == "LAB" else 0
+    assert np.abs(np.asarray(out, dtype=int) - np.array([expected])).max() <= tolerance
 
 
 class TestLoadImageModes:
@@ -247,112 +297,6 @@ class TestFitLongestSide:
             fit_longest_side(400, 200, size)
 
 
-class TestCache:
-    def test_env_variable(self, cache):
-        assert cache_dir() == cache
-
-    def test_default(self, tmp_path, monkeypatch):
-        monkeypatch.delenv("D2LSTYLE_CACHE")
-        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-        assert cache_dir() == tmp_path / "xdg" / "d2lstyle"
-
-    @pytest.mark.parametrize("source, expected", [
-        ("https://a.org/x.jpg", True), ("http://a.org/x.jpg", True),
-        ("ftp://a.org/x.jpg", False), ("pictures/x.jpg", False),
-    ])
-    def test_is_url(self, source, expected):
-        assert is_url(source) is expected
-
-
-class _FakeNetwork:
-    """urlopen that serves ``body`` and records each call."""
-
-    def __init__(self, body):
-        self.body = body
-        self.calls = []
-
-    def __call__(self, url, timeout=None):
-        self.calls.append((url, timeout))
-        if isinstance(self.body, Exception):
-            raise self.body
-        return io.BytesIO(self.body)  # has read() and is a context manager, as a response is
-
-
-class TestFetch:
-    def test_offline(self, cache, no_network):
-        with pytest.raises(ImageLoadError, match=f"cannot download {re.escape(URL)}: simulated: no network"):
-            load_image(URL)
-        assert not cache.exists() or list(cache.iterdir()) == []  # no file, no .part
-
-    def test_interrupted_read(self, cache, monkeypatch):
-        class Dropped(io.BytesIO):
-            def read(self, *args):
-                raise ConnectionResetError("simulated: connection reset")
-
-        monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: Dropped())
-        with pytest.raises(ImageLoadError, match=f"{re.escape(URL)}.*connection reset"):
-            fetch(URL)
-        assert list(cache.iterdir()) == []
-
-    def test_disk_full_leaves_no_part_file(self, cache, monkeypatch):
-        # The one way a half-written .part can appear: the write itself fails part-way.
-        # (White-box: fetch writes with Path.write_bytes.)
-        def half_then_full(path, data):
-            with open(path, "wb") as file:
-                file.write(data[: len(data) // 2])
-            raise OSError(28, "simulated: no space left on device")
-
-        monkeypatch.setattr(urllib.request, "urlopen", _FakeNetwork(_png_bytes(_random_rgb(4, 3))))
-        monkeypatch.setattr(images.Path, "write_bytes", half_then_full)
-        with pytest.raises(ImageLoadError, match=f"{re.escape(URL)}.*no space left"):
-            fetch(URL)
-        assert list(cache.iterdir()) == []
-
-    def test_incomplete_read(self, cache, monkeypatch):
-        class Cut(io.BytesIO):
-            def read(self, *args):
-                raise http.client.IncompleteRead(b"\x89PNG", 1000)
-
-        monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: Cut())
-        with pytest.raises(ImageLoadError, match=re.escape(URL)):
-            fetch(URL)
-
-    def test_downloads_once(self, cache, monkeypatch):
-        img = _random_rgb(4, 3)
-        network = _FakeNetwork(_png_bytes(img))
-        monkeypatch.setattr(urllib.request, "urlopen", network)
-        assert _pixels(load_image(URL, timeout=7.0)) == _pixels(img)
-        assert network.calls == [(URL, 7.0)]
-        (cached,) = cache.iterdir()
-        assert cached.name.endswith("tiny.png")
-        assert cached.read_bytes() == network.body
-        # Second time: from the cache, no network.
-        network.body = urllib.error.URLError("simulated: should not be called")
-        assert _pixels(load_image(URL)) == _pixels(img)
-        assert fetch(URL) == cached
-        assert len(network.calls) == 1
-
-    def test_same_name_different_urls(self, cache, monkeypatch):
-        monkeypatch.setattr(urllib.request, "urlopen", _FakeNetwork(_png_bytes(_random_rgb(2, 2))))
-        a = fetch("https://a.example/x/img.png")
-        b = fetch("https://b.example/y/img.png")
-        assert a != b and a.parent == b.parent == cache
-
-    def test_not_an_image_names_url(self, monkeypatch):
-        monkeypatch.setattr(urllib.request, "urlopen", _FakeNetwork(b"<html>captive portal</html>"))
-        with pytest.raises(ImageLoadError, match=f"{re.escape(URL)}: not an image file"):
-            load_image(URL)
-
-    def test_bad_download_is_not_cached(self, monkeypatch):
-        network = _FakeNetwork(b"<html>captive portal</html>")
-        monkeypatch.setattr(urllib.request, "urlopen", network)
-        with pytest.raises(ImageLoadError):
-            load_image(URL)
-        img = _random_rgb(4, 3)
-        network.body = _png_bytes(img)  # the network is back
-        assert _pixels(load_image(URL)) == _pixels(img)
-
-
 class TestDemoImages:
     def test_offline_falls_back(self, no_network, capsys):
         content, style = demo_images()
@@ -371,11 +315,16 @@ class TestDemoImages:
         demo_images(verbose=False)
         assert capsys.readouterr().out == ""
 
-    def test_online(self, monkeypatch, capsys):
+    def test_online(self, monkeypatch, capsys, tmp_path):
         # The book's pair, served by a fake network: no fallback, no message.
         served = {DEMO_URLS[0]: _random_rgb(6, 4, seed=1), DEMO_URLS[1]: _random_rgb(5, 5, seed=2)}
-        monkeypatch.setattr(urllib.request, "urlopen",
-                            lambda url, timeout=None: io.BytesIO(_png_bytes(served[url])))
+
+        def fetch(url, timeout=None):
+            path = tmp_path / url.rsplit("/", 1)[1]
+            path.write_bytes(_png_bytes(served[url]))
+            return path
+
+        monkeypatch.setattr(images, "fetch", fetch)
         content, style = demo_images()
         assert _pixels(content) == _pixels(served[DEMO_URLS[0]])
         assert _pixels(style) == _pixels(served[DEMO_URLS[1]])
@@ -384,8 +333,3 @@ class TestDemoImages:
     def test_package_image_missing(self):
         with pytest.raises(ImageLoadError, match="scikit-image ships no image named 'nope.png'"):
             package_image("nope.png")
-
-
-def test_module_uses_urllib_request():
-    # The fakes above replace urllib.request.urlopen; that is what images.fetch calls.
-    assert images.urllib.request is urllib.request
