@@ -17,11 +17,9 @@ from .vgg import LAYER_NAMES, Layer, layer_index
 
 _WIDTH = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
 
-# A step's peak over the maps the forward pass stores: the backward pass adds the gradient of the
-# current map and of its input (at most two of the 64-channel full-size maps, ~20% of the stored
-# values for the 'd2l' layers) and the convolution's workspace. Measured on the CPU (peak RSS of
-# one 'd2l' step at 300x450, see d2lstyle.benchmark): 2.9 KB per pixel against 2.4 KB stored, 1.2x;
-# 1.5 leaves room for CUDA's caching allocator, which rounds blocks up.
+# A step's peak memory over the feature maps its forward pass stores: the backward adds gradients
+# of a map and its input and the convolution's workspace, and CUDA's caching allocator rounds
+# blocks up (the ratio's measurement: docs/performance.md).
 PEAK_OVER_STORED = 1.5
 
 

@@ -49,15 +49,10 @@ class Preset:
 
 # The chapter exactly (D2L 14.12): the book's layer indices as its code really computes them.
 # torchvision's in-place ReLUs turn the stored outputs at 0, 5, 10, 19, 25 into post-ReLU values;
-# 28 stays pre-ReLU because it is the last module run (see d2lstyle.vgg.book_layers).
-# These weights were tuned for torchvision's network. The "original" network takes 0..255 input,
-# so its features are about 255 times larger: the content term grows by ~255**2 and the style
-# term (squared Gram entries) by ~255**4, and the style swamps the content. Keeping the book's
-# ratios would mean style_weight = 1e4 / 255**2 ~ 0.15 and tv_weight = 10 * 255**2 ~ 6.5e5 with
-# content_weight 1 (Adam does not care about the overall scale). Measured instead (notebook 05,
-# section 3, at 150x225 on the offline pair): style 0.1 keeps both content and style, close to
-# the argument's 0.15; TV 1e4 removes the speckle while 6.5e5 blurs. figures/training.png is the
-# 'd2l' preset with style_weight=0.1, tv_weight=1e4 on the original weights.
+# 28 stays pre-ReLU because it is the last module run (see d2lstyle.vgg.book_layers). The weights
+# are the book's, chosen for torchvision's network; the original network's features are about
+# 255 times larger, so with weights="original" the README's weights table gives the values to pass
+# (style_weight=0.1, tv_weight=1e4) and docs/performance.md how they were found.
 D2L = Preset(
     name="d2l",
     content_layers=tuple(book_layers([25], last=28)),                   # ("relu4_4",)
@@ -68,11 +63,8 @@ D2L = Preset(
 )
 
 # Gatys, Ecker & Bethge (2016): content relu4_2, style relu1_1 ... relu5_1 weighted equally,
-# L-BFGS, the content's aspect ratio kept. The Gram matrix is the book's (divided by c*h*w), so
-# the loss scale does not depend on the image size. Weights tuned with weights="original":
-# style_weight 10 is clearly in the style with the content recognisable on the gallery's three
-# pairs (figures/gallery.jpg); 1 keeps too little style, 100 loses faces. L-BFGS needs no
-# learning-rate schedule, and 200 steps at 320 px take about 3 minutes on 2 CPU cores.
+# L-BFGS, the content's aspect ratio kept. The Gram matrix is the book's (divided by c*h*w), so the
+# loss scale does not depend on the image size; the weights are for weights="original".
 GATYS = Preset(
     name="gatys",
     content_layers=("relu4_2",),

@@ -3,7 +3,6 @@ common wrong answers with a message that says what is wrong."""
 
 import pytest
 import torch
-import torchvision
 from torchvision.transforms import functional as TF
 
 import d2lstyle

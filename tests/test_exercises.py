@@ -261,3 +261,18 @@ def test_nbgrader_generate_assignment_reads_the_same_markers(tmp_path):
         assert other.source == mine.source
         if other.cell_type == "code":
             assert other.outputs == []
+
+
+def test_old_names_still_work_for_one_release():
+    import importlib
+    import warnings
+
+    for old, new in (("d2lstyle.checks", checks), ("d2lstyle.exercises", exercises)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            module = importlib.reload(importlib.import_module(old))
+        assert any(issubclass(w.category, DeprecationWarning) and old in str(w.message) for w in caught)
+        assert module.__dict__.keys() >= {name for name in vars(new) if name.startswith(("check_", "write_student"))}
+    done = subprocess.run([sys.executable, "-m", "d2lstyle.exercises", "list", str(ROOT / "notebooks")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "check_gram" in done.stdout, done.stderr
