@@ -25,14 +25,18 @@ def gram(X: torch.Tensor, normalize: str = "chw") -> torch.Tensor:
     positions of the product, so its scale is that of the features squared). Either way it does
     not depend on the image size.
     """
-    if normalize not in ("chw", "hw"):
-        raise ValueError(f"normalize must be 'chw' or 'hw', not {normalize!r}")
     if X.dim() == 3:
         return gram(X.unsqueeze(0), normalize)[0]
     n, c, h, w = X.shape
     F = X.reshape(n, c, h * w)  # (n, c, hw)
-    G = F @ F.transpose(1, 2)  # (n, c, c)
-    return G / (c * h * w) if normalize == "chw" else G / (h * w)
+    return F @ F.transpose(1, 2) / gram_divisor(c, h, w, normalize)  # (n, c, c)
+
+
+def gram_divisor(c: int, h: int, w: int, normalize: str = "chw") -> int:
+    """What :func:`gram` divides by: ``c * h * w`` (``"chw"``, the book) or ``h * w`` (``"hw"``)."""
+    if normalize not in ("chw", "hw"):
+        raise ValueError(f"normalize must be 'chw' or 'hw', not {normalize!r}")
+    return c * h * w if normalize == "chw" else h * w
 
 
 def style_loss(Y_hat: torch.Tensor, gram_Y: torch.Tensor, normalize: str = "chw",

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from ..losses import gram_divisor
+
 
 class SelfProduct(torch.autograd.Function):
     """``F @ F.T`` for F (c, hw), whose backward is one product, ``(dG + dG.T) @ F``; built from
@@ -30,8 +32,6 @@ class SelfProduct(torch.autograd.Function):
 def fast_gram(X: torch.Tensor, normalize: str = "chw") -> torch.Tensor:
     """:func:`d2lstyle.losses.gram` (same shapes, normalisation and values) through
     :class:`SelfProduct`: (n, c, h, w) -> (n, c, c); a single (c, h, w) gives (c, c)."""
-    if normalize not in ("chw", "hw"):
-        raise ValueError(f"normalize must be 'chw' or 'hw', not {normalize!r}")
     if X.dim() == 3:
         return fast_gram(X.unsqueeze(0), normalize)[0]
     n, c, h, w = X.shape
@@ -40,4 +40,4 @@ def fast_gram(X: torch.Tensor, normalize: str = "chw") -> torch.Tensor:
         G = SelfProduct.apply(F.squeeze(0)).unsqueeze(0)  # (1, c, c)
     else:
         G = torch.stack([SelfProduct.apply(f) for f in F])  # (n, c, c)
-    return G / (c * h * w) if normalize == "chw" else G / (h * w)
+    return G / gram_divisor(c, h, w, normalize)
