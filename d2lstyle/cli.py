@@ -21,13 +21,8 @@ import time
 import warnings
 from pathlib import Path
 
-from PIL import Image
-
 from . import __version__
 from .errors import DeviceMemoryError, ImageLoadError, SettingError, WeightsUnavailableError
-from .images import demo_images, postprocess
-from .presets import PRESETS
-from .style_transfer import Result, transfer
 
 PROG = "d2lstyle"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -84,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", default="stylised.png", metavar="OUT",
                         help="where to write the result; its folder is created if missing; "
                              f"one of {', '.join(OUTPUT_FORMATS)} (default: %(default)s)")
-    parser.add_argument("--preset", choices=list(PRESETS), default="gatys",
+    parser.add_argument("--preset", default="gatys", metavar="gatys|d2l",
                         help="'gatys': relu4_2 content, L-BFGS; 'd2l': the book's chapter exactly "
                              "(default: %(default)s)")
     parser.add_argument("--steps", type=number(int), metavar="N",
@@ -114,8 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ----------------------------------------------------------------------------- checks before work
 
-def check_output(name: str) -> tuple[Path, str]:
-    """``(path, PIL format)`` for the output file ``name``, or a :class:`UsageError`."""
+def check_output(name: str, inputs=()) -> tuple[Path, str]:
+    """``(path, PIL format)`` for the output file ``name``, or a :class:`UsageError`; ``inputs``
+    are the image arguments, which the output must not overwrite."""
+    from PIL import Image
+
     out = Path(name)
     fmt = OUTPUT_FORMATS.get(out.suffix.lower())
     Image.init()
@@ -130,7 +128,19 @@ def check_output(name: str) -> tuple[Path, str]:
         raise UsageError(f"{name}: cannot create a folder inside {existing}, which is a file")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise RunError(f"{name}: no permission to write in {existing}")
+    for label, source in zip(("CONTENT", "STYLE"), inputs):
+        if source is not None and is_same_file(out, Path(source)):
+            raise UsageError(f"{name}: is the {label} image {source}; writing there would destroy "
+                             "it, so give another -o")
     return out, fmt
+
+
+def is_same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file (through links and ``..`` too)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return a.resolve() == b.resolve()
 
 
 def check_weights(weights: str):
@@ -145,7 +155,7 @@ def check_weights(weights: str):
 
 # ----------------------------------------------------------------------------- writing images
 
-def save_image(image: Image.Image, path: Path, fmt: str) -> None:
+def save_image(image, path: Path, fmt: str) -> None:
     """Write ``image`` to ``path`` atomically: a temporary file in the same folder, then a rename,
     so that ``path`` is either the old file or the complete new one, never a partial one."""
     partial = path.with_name(f".{path.name}.{os.getpid()}.part")
@@ -169,6 +179,8 @@ def step_path(out: Path, step: int) -> Path:
 def saver(out: Path, fmt: str, every: int):
     """A :func:`transfer` callback saving the image every ``every`` steps next to ``out``."""
 
+    from .images import postprocess
+
     def callback(step, X, record):
         # Called before step ``step``'s update: X is the image after ``step`` updates.
         if step > 0 and step % every == 0:
@@ -182,36 +194,44 @@ def saver(out: Path, fmt: str, every: int):
 
 def run(args: argparse.Namespace) -> int:
     """Check everything, stylise, save; returns the exit status."""
+    from .images import demo_images  # torch and the rest: after the arguments, not before --help
+    from .validation import checked_settings
+
     start = time.perf_counter()
-    out, fmt = check_output(args.output)
+    out, fmt = check_output(args.output, (args.content, args.style))
     weights = check_weights(args.weights)
     if args.save_every is not None and args.save_every < 1:
         raise UsageError(f"--save-every must be at least 1, not {args.save_every}")
+    settings = checked_settings(args.preset, size=args.size, num_steps=args.steps,
+                                content_weight=args.content_weight, style_weight=args.style_weight,
+                                tv_weight=args.tv_weight)  # before the demo pair's download
     content, style = args.content, args.style
     if content is None:
         content, style = demo_images(verbose=not args.quiet)
     callback = saver(out, fmt, args.save_every) if args.save_every else None
-    result = stylise(content, style, weights, callback, args)
+    result = stylise(content, style, settings, weights, callback, args)
     save_image(result.image, out, fmt)
     return report(result, out, args.quiet, time.perf_counter() - start)
 
 
-def stylise(content, style, weights, callback, args) -> Result:
+def stylise(content, style, settings, weights, callback, args):
     """:func:`transfer` with the command line's options, minus the library's chatter. It checks
     the settings, then reads both images in full, before it builds the network."""
+    from .style_transfer import transfer
+
     # torch.hub prints "Downloading: ..." on stdout, whatever transfer's progress setting.
     hush = contextlib.redirect_stdout(io.StringIO()) if args.quiet else contextlib.nullcontext()
     with hush, warnings.catch_warnings():
+        if args.quiet:  # --quiet: no messages at all, the libraries' warnings included
+            warnings.simplefilter("ignore")
         # transfer() warns when the loss becomes non-finite; report() says it once, in one line.
         warnings.filterwarnings("ignore", message="d2lstyle: ", category=RuntimeWarning)
-        return transfer(content, style, preset=args.preset, weights=weights, size=args.size,
-                        num_steps=args.steps, content_weight=args.content_weight,
-                        style_weight=args.style_weight, tv_weight=args.tv_weight,
-                        device=args.device, seed=args.seed, fast=args.fast, callback=callback,
+        return transfer(content, style, preset=settings, weights=weights, device=args.device,
+                        seed=args.seed, fast=args.fast, callback=callback,
                         progress=not args.quiet)
 
 
-def report(result: Result, out: Path, quiet: bool, seconds: float) -> int:
+def report(result, out: Path, quiet: bool, seconds: float) -> int:
     """Say what was written (and why the run stopped early, if it did); returns the exit status."""
     if result.stopped and result.stopped.startswith("interrupted"):
         print(f"{PROG}: {result.stopped}; saved the image so far to {out}", file=sys.stderr)
@@ -241,12 +261,10 @@ def fail(error, status: int) -> int:
 def main(argv=None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     try:
-        args = parse_args(argv)
-    except UsageError as error:
-        return fail(error, EXIT_USAGE)
-    except SystemExit as done:  # --help, --version
-        return done.code if isinstance(done.code, int) else EXIT_OK
-    try:
+        try:
+            args = parse_args(argv)
+        except SystemExit as done:  # --help, --version
+            return done.code if isinstance(done.code, int) else EXIT_OK
         return run(args)
     except (UsageError, SettingError) as error:
         return fail(error, EXIT_USAGE)

@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 from typing import Union
 
+import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -19,7 +20,7 @@ from .download import fetch, is_url
 from .errors import ImageLoadError
 from .vgg import IMAGENET_MEAN, IMAGENET_STD
 
-ImageSource = Union[str, os.PathLike, Image.Image]
+ImageSource = Union[str, os.PathLike, Image.Image, np.ndarray]
 
 D2L_IMG_URL = "https://raw.githubusercontent.com/d2l-ai/d2l-en/master/img/"
 DEMO_URLS = (D2L_IMG_URL + "rainier.jpg", D2L_IMG_URL + "autumn-oak.jpg")
@@ -33,8 +34,6 @@ FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM", "ICO")
 def _to_rgb(img: Image.Image) -> Image.Image:
     """Any PIL mode to 8-bit RGB; transparency composited onto white, 16-bit scaled, not clipped."""
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        import numpy as np
-
         values = np.asarray(img, dtype=np.float64)
         top = 65535.0 if img.mode.startswith("I;16") or values.max() > 255 else 255.0
         if img.mode == "F" and values.max() <= 1.0:
@@ -62,6 +61,11 @@ def load_image(source: ImageSource, *, timeout: float | None = None) -> Image.Im
     """
     if isinstance(source, Image.Image):
         return _to_rgb(ImageOps.exif_transpose(source))
+    if isinstance(source, np.ndarray):
+        return from_array(source)
+    if not isinstance(source, (str, os.PathLike)):
+        raise ImageLoadError(f"an image must be a path, an http(s) URL, a PIL image or a numpy "
+                             f"array, not a {type(source).__name__}")
     if not is_url(source):
         return open_image(Path(source), str(source))
     path = fetch(source, timeout=timeout)
@@ -70,6 +74,19 @@ def load_image(source: ImageSource, *, timeout: float | None = None) -> Image.Im
     except ImageLoadError:
         path.unlink(missing_ok=True)  # not an image (a proxy's page?): fetch afresh next time
         raise
+
+
+def from_array(array: np.ndarray) -> Image.Image:
+    """A numpy image as RGB: (h, w) grey or (h, w, 3 or 4) colour, uint8 in 0..255 or float in
+    0..1 (clipped); anything else raises :class:`ImageLoadError` in one line."""
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)) or not array.size:
+        raise ImageLoadError(f"a numpy image must be (h, w), (h, w, 3) or (h, w, 4), not {array.shape}")
+    if np.issubdtype(array.dtype, np.floating) and np.isfinite(array).all():
+        array = (np.clip(array, 0, 1) * 255 + 0.5).astype(np.uint8)
+    if array.dtype != np.uint8:
+        raise ImageLoadError(f"a numpy image must be uint8 (0..255) or finite floats (0..1), "
+                             f"not {array.dtype}" + (" with nan or inf" if array.dtype.kind == "f" else ""))
+    return _to_rgb(Image.fromarray(np.ascontiguousarray(array)))
 
 
 def open_image(path: Path, label: str) -> Image.Image:

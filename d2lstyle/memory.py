@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 
 import torch
 
+from .errors import DeviceMemoryError
 from .vgg import LAYER_NAMES, Layer, layer_index
 
 _WIDTH = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
@@ -55,22 +56,48 @@ def fitting_size(shape: tuple[int, int], budget_bytes: float, layers: Sequence[L
 
 
 def free_memory(device: torch.device) -> Optional[int]:
-    """Free bytes on a CUDA ``device`` (all that can be freed of ours included), else None."""
-    if device.type != "cuda":
-        return None
-    free, _ = torch.cuda.mem_get_info(device)
-    return free + torch.cuda.memory_reserved(device)
+    """Bytes a run may still use on ``device``: on CUDA what is free plus what our caching
+    allocator holds; on the CPU the kernel's ``MemAvailable`` (Linux); else None (unknown)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free + torch.cuda.memory_reserved(device)
+    if device.type == "cpu":
+        try:
+            with open("/proc/meminfo") as meminfo:
+                for line in meminfo:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024  # the kernel counts in KiB
+        except (OSError, ValueError, IndexError):
+            pass
+    return None
+
+
+def check_fits(device: torch.device, shape: tuple[int, int], layers: Sequence[Layer],
+               element_size: int = 4, free_bytes: Optional[int] = None) -> None:
+    """Refuse, before any work, a step at ``shape`` (h, w) that needs more than 90% of the memory
+    ``device`` has free (``free_bytes``, default :func:`free_memory`; unknown: no check)."""
+    free_bytes = free_memory(device) if free_bytes is None else free_bytes
+    h, w = shape
+    if free_bytes is not None and bytes_per_pixel(layers, element_size) * h * w > 0.9 * free_bytes:
+        raise DeviceMemoryError(memory_message("not enough memory", device, shape, layers,
+                                               free_bytes, element_size))
 
 
 def out_of_memory_message(device: torch.device, shape: tuple[int, int], layers: Sequence[Layer],
                           free_bytes: Optional[int], element_size: int = 4) -> str:
     """One line: the size that did not fit on ``device`` and one that would."""
+    return memory_message("out of memory", device, shape, layers, free_bytes, element_size)
+
+
+def memory_message(what: str, device: torch.device, shape: tuple[int, int],
+                   layers: Sequence[Layer], free_bytes: Optional[int], element_size: int = 4) -> str:
+    """``what`` on ``device`` at ``shape``, the memory a step needs and a size that would fit."""
     h, w = shape
     need = bytes_per_pixel(layers, element_size) * h * w
-    message = (f"out of memory on {device} at {w}x{h} pixels (a step needs about "
-               f"{need / 2**30:.1f} GiB")
+    elsewhere = ", or --device cpu" if device.type != "cpu" else ""
+    message = f"{what} on {device} at {w}x{h} pixels (a step needs about {need / 2**30:.1f} GiB"
     if free_bytes is None:
-        return message + "); try a smaller size or --device cpu"
+        return message + f"); try a smaller size{elsewhere}"
     fit = fitting_size(shape, 0.9 * free_bytes, layers, element_size)
     return (message + f", {free_bytes / 2**30:.1f} GiB is free); try size={fit} "
-            f"(--size {fit}), or --device cpu")
+            f"(--size {fit}){elsewhere}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Optional
 
+from .errors import SettingError
 from .vgg import book_layers, layer_name
 
 
@@ -82,5 +83,5 @@ def get_preset(preset) -> Preset:
     if isinstance(preset, Preset):
         return preset
     if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
+        raise SettingError(f"unknown preset {preset!r} (--preset): choose one of {', '.join(PRESETS)}")
     return PRESETS[preset]

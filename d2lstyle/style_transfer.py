@@ -10,6 +10,7 @@ size and the loop (:func:`d2lstyle.loop.train`, or the line-search L-BFGS of
 from __future__ import annotations
 
 import copy
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -23,13 +24,13 @@ from .devices import try_device
 from .errors import DeviceMemoryError, SettingError
 from .images import ImageSource, fit_longest_side, load_image, postprocess, preprocess
 from .loop import Monitor, make_trainer, train
-from .memory import free_memory, out_of_memory_message
+from .memory import check_fits, free_memory, out_of_memory_message
 from .objective import Objective
-from .presets import Preset, get_preset
+from .presets import Preset
 from .speed.gram import fast_gram
 from .speed.lbfgs import train_lbfgs
 from .speed.plan import Plan, make_plan
-from .validation import check_init, check_seed, check_settings
+from .validation import check_init, check_seed, checked_settings
 from .vgg import layer_index, layer_name, min_side, truncate, vgg19
 
 
@@ -63,7 +64,8 @@ def transfer(content: ImageSource, style: ImageSource, *, preset="gatys", net: n
              callback: Callable | None = None, progress: bool = True) -> Result:
     """Render ``content`` in the style of ``style`` by optimising the image's pixels.
 
-    ``content`` and ``style`` are PIL images, paths or URLs. ``None`` for a setting means the
+    ``content`` and ``style`` are PIL images, numpy arrays (see :func:`d2lstyle.load_image`),
+    paths or URLs. ``None`` for a setting means the
     preset's value (``"gatys"``: relu4_2 / relu1_1..relu5_1, L-BFGS, longest side 320;
     ``"d2l"``: the book's chapter exactly, see :mod:`d2lstyle.presets`). ``net`` is any network
     with ``vgg19().features``' layout (default: ``vgg19(weights)``); it is not modified.
@@ -81,17 +83,17 @@ def transfer(content: ImageSource, style: ImageSource, *, preset="gatys", net: n
     below it, so the returned image's loss is at most ``stop_at_loss``.
 
     The same seed gives the same result on the CPU. Settings out of range raise
-    :class:`d2lstyle.errors.SettingError` before any work. A non-finite loss stops the loop with a
+    :class:`d2lstyle.errors.SettingError` before any work, and so does a size whose step would
+    not fit in the device's free memory (:class:`d2lstyle.errors.DeviceMemoryError`). A non-finite loss stops the loop with a
     warning and keeps the last finite image (the best one with ``fast``); Ctrl-C returns the
-    result so far. On a GPU, running out of memory raises
-    :class:`d2lstyle.errors.DeviceMemoryError` whose one-line message names a size that would fit.
+    result so far. Running out of memory all the same raises
+    :class:`d2lstyle.errors.DeviceMemoryError` too; both messages name a size that would fit.
     """
     start = time.perf_counter()
-    settings = get_preset(preset).with_overrides(
-        image_shape=image_shape, size=size, num_steps=num_steps, optimizer=optimizer, lr=lr,
+    settings = checked_settings(
+        preset, image_shape=image_shape, size=size, num_steps=num_steps, optimizer=optimizer, lr=lr,
         content_layers=content_layers, style_layers=style_layers, content_weight=content_weight,
         style_weight=style_weight, tv_weight=tv_weight)
-    check_settings(settings)
     check_init(init)
     seed = check_seed(seed)
     device = try_device(device)
@@ -100,6 +102,8 @@ def transfer(content: ImageSource, style: ImageSource, *, preset="gatys", net: n
     content_shape, style_shape = image_shapes(content_img, style_img, settings)
     check_sizes([(content, content_shape), (style, style_shape)], layers)
     plan = make_plan(settings, content_shape, device, fast, min_side(layers))
+    element_size = 2 if plan.amp_dtype is not None else 4
+    check_fits(device, content_shape, layers, element_size)
 
     with torch.random.fork_rng(devices=[]):  # the caller's RNG state is left as it was
         torch.manual_seed(seed)
@@ -118,8 +122,7 @@ def transfer(content: ImageSource, style: ImageSource, *, preset="gatys", net: n
             X = None  # raised outside the handler so that the failed step's tensors are freed
         if X is None:
             raise DeviceMemoryError(out_of_memory_message(
-                device, content_shape, layers, free_memory(device),
-                element_size=2 if plan.amp_dtype is not None else 4)) from None
+                device, content_shape, layers, free_memory(device), element_size)) from None
     if stopped is not None and stopped.startswith("loss became non-finite"):
         warnings.warn(f"d2lstyle: {stopped} (try a smaller lr or loss weights)", RuntimeWarning,
                       stacklevel=2)
@@ -175,7 +178,7 @@ def check_sizes(shapes, layers) -> None:
     """Each ``(source, (h, w))`` of the content and the style at least ``min_side(layers)``."""
     for (source, (h, w)), label in zip(shapes, ("content", "style")):
         if min(h, w) < min_side(layers):
-            name = f"the {label} image" if isinstance(source, Image.Image) else str(source)
+            name = str(source) if isinstance(source, (str, os.PathLike)) else f"the {label} image"
             raise SettingError(
                 f"{name}, resized to {w}x{h} pixels, is too small for layer "
                 f"{layer_name(max(map(layer_index, layers)))}: each side needs at least "

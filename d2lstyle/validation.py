@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from .errors import SettingError
-from .presets import Preset
+from .presets import Preset, get_preset
 
 # transfer()'s arguments that the command line has, and its option for each.
 OPTIONS = {"num_steps": "--steps", "size": "--size", "content_weight": "--content-weight",
@@ -42,6 +42,13 @@ def non_negative(name: str, value) -> float:
             or value < 0):
         raise SettingError(f"{named(name)} must be a finite number >= 0, not {value!r}")
     return float(value)
+
+
+def checked_settings(preset="gatys", **overrides) -> Preset:
+    """The preset (a name or a :class:`Preset`) with the non-None ``overrides``, checked."""
+    settings = get_preset(preset).with_overrides(**overrides)
+    check_settings(settings)
+    return settings
 
 
 def check_settings(settings: Preset) -> None:

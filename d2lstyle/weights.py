@@ -101,7 +101,8 @@ def torchvision_state_dict(progress: bool) -> dict[str, torch.Tensor]:
     entry = VGG19_Weights.IMAGENET1K_V1
     cache = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(entry.url)
     try:
-        full = entry.get_state_dict(progress=progress, check_hash=True)
+        # weights_only: a file already in the cache is not hash-checked again, so never unpickle code
+        full = entry.get_state_dict(progress=progress, check_hash=True, weights_only=True)
     except Exception as error:  # urllib, SSL, socket and hash errors all end here
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise WeightsUnavailableError(

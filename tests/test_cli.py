@@ -257,7 +257,7 @@ def test_failed_run_leaves_existing_output_intact(pair, tmp_path, capsys):
     (["--style-weight", "-1"], "--style-weight", ">= 0"),
     (["--tv-weight", "nan"], "--tv-weight", "finite"),
     (["--seed", "-1"], "--seed", "between"),
-    (["--preset", "picasso"], "--preset", "invalid choice"),
+    (["--preset", "picasso"], "--preset", "unknown preset 'picasso'"),
     (["--device", "toaster"], "--device", "not a device name"),
     (["--frobnicate"], "--frobnicate", "unrecognized"),
 ])
