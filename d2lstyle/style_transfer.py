@@ -10,7 +10,6 @@ size and the loop (:func:`d2lstyle.loop.train`, or the line-search L-BFGS of
 from __future__ import annotations
 
 import copy
-import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from PIL import Image
 from torch import nn
 
 from .devices import try_device
-from .errors import DeviceMemoryError, SettingError
+from .errors import DeviceMemoryError
 from .images import ImageSource, fit_longest_side, load_image, postprocess, preprocess
 from .loop import Monitor, make_trainer, train
 from .memory import check_fits, free_memory, out_of_memory_message
@@ -30,8 +29,8 @@ from .presets import Preset
 from .speed.gram import fast_gram
 from .speed.lbfgs import train_lbfgs
 from .speed.plan import Plan, make_plan
-from .validation import check_init, check_seed, checked_settings
-from .vgg import layer_index, layer_name, min_side, truncate, vgg19
+from .validation import check_init, check_seed, check_sizes, checked_settings
+from .vgg import min_side, truncate, vgg19
 
 
 @dataclass
@@ -172,17 +171,6 @@ def image_shapes(content: Image.Image, style: Image.Image, settings: Preset):
     if settings.image_shape is not None:
         return tuple(settings.image_shape), tuple(settings.image_shape)
     return fit_longest_side(*content.size, settings.size), fit_longest_side(*style.size, settings.size)
-
-
-def check_sizes(shapes, layers) -> None:
-    """Each ``(source, (h, w))`` of the content and the style at least ``min_side(layers)``."""
-    for (source, (h, w)), label in zip(shapes, ("content", "style")):
-        if min(h, w) < min_side(layers):
-            name = str(source) if isinstance(source, (str, os.PathLike)) else f"the {label} image"
-            raise SettingError(
-                f"{name}, resized to {w}x{h} pixels, is too small for layer "
-                f"{layer_name(max(map(layer_index, layers)))}: each side needs at least "
-                f"{min_side(layers)} pixels; use a larger size or image_shape")
 
 
 def initial_image(init, content_X: torch.Tensor, seed: int) -> torch.Tensor:

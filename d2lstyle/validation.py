@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 
 import torch
 from PIL import Image
 
 from .errors import SettingError
 from .presets import Preset, get_preset
+from .vgg import layer_index, layer_name, min_side
 
 # transfer()'s arguments that the command line has, and its option for each.
 OPTIONS = {"num_steps": "--steps", "size": "--size", "content_weight": "--content-weight",
@@ -94,3 +96,14 @@ def check_init(init) -> None:
         raise SettingError(f"init tensor must be (3, h, w) or (1, 3, h, w), not {tuple(init.shape)}")
     if not torch.isfinite(init).all():
         raise SettingError("init tensor has non-finite values (nan or inf)")
+
+
+def check_sizes(shapes, layers) -> None:
+    """Each ``(source, (h, w))`` of the content and the style at least ``min_side(layers)``."""
+    for (source, (h, w)), label in zip(shapes, ("content", "style")):
+        if min(h, w) < min_side(layers):
+            name = str(source) if isinstance(source, (str, os.PathLike)) else f"the {label} image"
+            raise SettingError(
+                f"{name}, resized to {w}x{h} pixels, is too small for layer "
+                f"{layer_name(max(map(layer_index, layers)))}: each side needs at least "
+                f"{min_side(layers)} pixels; use a larger size or image_shape")
