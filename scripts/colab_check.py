@@ -213,7 +213,8 @@ def check_notebook(path: Path, baseline: dict[str, str], env: dict[str, str], fo
     if report["setup"] is None:
         problems.append("no set-up cell (id colab-setup)")
     elif not report["setup"].startswith("installed "):
-        problems.append("the set-up cell did not install (is google.colab imported?)")
+        problems.append("the set-up cell printed no 'installed ...' line (its Colab branch did not run,"
+                        " or it is not the cell scripts/sync_notebooks.py writes)")
     if changed:
         problems.append("changes Colab's packages: " + ", ".join(changed))
     extra = [line for line in added if line.split()[0] not in NEEDED]
