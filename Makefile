@@ -7,19 +7,23 @@
 #   make demo      stylise the demo pair into out/stylised.png
 #   make test      run the test suite
 #   make figures   regenerate the figures (scripts/make_figures.py)
+#   make colab-check  run every notebook's set-up cell and a smoke run in a mirror of Colab's
+#                  runtime (.colab-venv, Python 3.13; scripts/colab_check.py). Not part of .ci/run.
 #
-# Overridable: PYTHON (default python3), VENV (default .venv), PYTEST_ARGS, DEMO_ARGS.
+# Overridable: PYTHON (default python3), VENV (default .venv), PYTEST_ARGS, DEMO_ARGS,
+# COLAB_PYTHON (default python3.13, the Python Colab runs).
 
 PYTHON      ?= python3
 VENV        ?= .venv
 D2L_VERSION ?= 1.0.3
 PYTEST_ARGS ?=
 DEMO_ARGS   ?=
+COLAB_PYTHON ?= python3.13
 
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test figures clean-venv
+.PHONY: venv demo test figures colab-check clean-venv
 
 venv: $(STAMP)
 
@@ -39,6 +43,9 @@ test: venv
 
 figures: venv
 	$(BIN)/python scripts/make_figures.py
+
+colab-check:
+	$(COLAB_PYTHON) scripts/colab_check.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,9 +1,10 @@
 """The explorer: every knob of :func:`d2lstyle.transfer` as a widget, with a live preview (notebook 06).
 
 :func:`explorer` returns an :class:`Explorer` to show in a notebook cell: content and style (the demo
-pair, the figures' pairs, or uploaded files), log-scale sliders for the content, style and TV
-weights, the content and style layers, the preset, the size and the number of steps, Run and Stop
-buttons, and a preview image and loss curves that update while the transfer runs.
+pair, the figures' pairs, uploaded files, or a path or URL typed in a box), log-scale sliders for
+the content, style and TV weights, the content and style layers, the preset, the size and the
+number of steps, Run and Stop buttons, and a preview image and loss curves that update while the
+transfer runs.
 
 The transfer runs in a background thread so that the kernel stays free to take the Stop click; the
 thread updates the widgets itself, which Jupyter's comms allow (JupyterLab, Colab). Pictures reach
@@ -11,7 +12,9 @@ the browser as PNG bytes in ``ipywidgets.Image`` widgets, never through an ``Out
 cannot capture output from another thread.
 
 Works with ipywidgets 7.7 (Colab) and 8 (JupyterLab 4); the one difference that matters here is the
-format of ``FileUpload.value`` (:func:`uploaded_files` reads both). Without ipywidgets,
+format of ``FileUpload.value`` (:func:`uploaded_files` reads both). On Colab, ipywidgets 7 loses
+uploads over about 1 MB (ipywidgets#3452: the upload arrives empty, or not at all), so the explorer
+says so and also takes a path or an http(s) URL. Without ipywidgets,
 :func:`explorer` prints one line saying how to install it. Everything but drawing the widgets is
 plain Python, tested without a browser (tests/test_widgets.py); tests/test_browser.py drives the
 real thing in JupyterLab and Chromium.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import html
 import io
+import os
 import tempfile
 import threading
 import time
@@ -46,6 +50,13 @@ PAIRS = ("demo pair (the book's; offline: astronaut + Hubble)", "astronaut + swi
 # that notebook 05 measures for the original network (style 0.1, TV 1e4).
 WEIGHT_EXPONENTS = {"content_weight": (-3, 3), "style_weight": (-3, 6), "tv_weight": (-1, 7)}
 THUMBNAIL = 160   # longest side of the content/style thumbnails, in pixels
+# The largest upload the explorer decodes. A phone's photograph is 2-6 MB; style transfer works at
+# 512 px or less, and a bigger file only travels slowly through the widget channel.
+MAX_UPLOAD_BYTES = 20 * 2**20
+# What to do when Colab's ipywidgets 7 loses an upload (ipywidgets#3452), in one line.
+EMPTY_UPLOAD = ("the upload arrived empty: Colab's ipywidgets 7 loses uploads over about 1 MB; "
+                "type a URL or a path in the explorer's box instead, use a smaller file, or run "
+                "`from google.colab import files; files.upload()` in a cell and type the file's name")
 
 
 def load_pair(name: str) -> tuple[Image.Image, Image.Image]:
@@ -80,12 +91,20 @@ def uploaded_image(value) -> Image.Image | None:
     """The last image in a ``FileUpload.value`` as an RGB PIL image, or None when it is empty.
 
     Goes through the same checks as :func:`d2lstyle.load_image` (non-images, truncated files and
-    decompression bombs raise :class:`d2lstyle.ImageLoadError` naming the uploaded file).
+    decompression bombs raise :class:`d2lstyle.ImageLoadError` naming the uploaded file), and also
+    refuses, in one line naming the file, a file whose content arrived empty (:data:`EMPTY_UPLOAD`)
+    and one larger than :data:`MAX_UPLOAD_BYTES`.
     """
     files = uploaded_files(value)
     if not files:
         return None
     name, content = files[-1]
+    if not content:
+        raise ImageLoadError(f"{name}: {EMPTY_UPLOAD}")
+    if len(content) > MAX_UPLOAD_BYTES:
+        raise ImageLoadError(f"{name}: {len(content) / 2**20:.1f} MB, more than the explorer's upload "
+                             f"limit of {MAX_UPLOAD_BYTES / 2**20:.0f} MB; use a smaller file, or type "
+                             f"its path or URL in the explorer's box")
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "upload"
         path.write_bytes(content)
@@ -153,7 +172,8 @@ class Explorer:
     ``preset``, ``size`` (longest side in pixels) and ``num_steps`` (default: the preset's) set the
     widgets' starting values; ``pair`` is one of :data:`PAIRS`; ``refresh`` is the least time in
     seconds between two preview updates. After a run, ``result`` is its :class:`d2lstyle.Result`.
-    ``run()`` and ``stop()`` do what the buttons do; ``widget`` is the whole box.
+    ``run()`` and ``stop()`` do what the buttons do, ``load(side, location)`` what the path/URL box
+    and its buttons do; ``widget`` is the whole box, and ``display(explorer)`` shows it.
     """
 
     def __init__(self, net=None, weights="original", preset: str = "gatys", size: int = 192,
@@ -171,7 +191,8 @@ class Explorer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pair_cache: dict[str, tuple[Image.Image, Image.Image]] = {}
-        self._uploads: dict[str, Image.Image | None] = {"content": None, "style": None}
+        # The user's own images (uploaded, or from a path or URL), each replacing one of the pair's.
+        self._own: dict[str, Image.Image | None] = {"content": None, "style": None}
 
         wide = {"description_width": "110px"}
         layout = w.Layout(width="360px")
@@ -179,6 +200,10 @@ class Explorer:
                                layout=layout)
         self.content_file = w.FileUpload(accept="image/*", multiple=False, description="content file")
         self.style_file = w.FileUpload(accept="image/*", multiple=False, description="style file")
+        self.location = w.Text(placeholder="a path, or an http(s) URL", description="path or URL",
+                               style=wide, layout=layout)
+        self.use_as_content = w.Button(description="use as content")
+        self.use_as_style = w.Button(description="use as style")
         self.preset = w.Dropdown(options=list(PRESETS), value=get_preset(preset).name,
                                  description="preset", style=wide, layout=layout)
         self.sliders = {
@@ -215,13 +240,16 @@ class Explorer:
             self.num_steps.value = num_steps
         self.preset.observe(lambda change: self.apply_preset(change["new"]), names="value")
         self.pair.observe(lambda change: self._pair_changed(), names="value")
-        self.content_file.observe(lambda change: self._upload("content", change["new"]), names="value")
-        self.style_file.observe(lambda change: self._upload("style", change["new"]), names="value")
+        self._watch_upload(self.content_file, "content")
+        self._watch_upload(self.style_file, "style")
+        self.use_as_content.on_click(lambda button: self.load("content"))
+        self.use_as_style.on_click(lambda button: self.load("style"))
         self.run_button.on_click(lambda button: self.run())
         self.stop_button.on_click(lambda button: self.stop())
         self._show_inputs()
 
-        controls = w.VBox([self.pair, w.HBox([self.content_file, self.style_file]), self.preset,
+        controls = w.VBox([self.pair, w.HBox([self.content_file, self.style_file]), self.location,
+                           w.HBox([self.use_as_content, self.use_as_style]), self.preset,
                            *self.sliders.values(), self.content_layer, self.style_layers,
                            self.size, self.num_steps,
                            w.HBox([self.run_button, self.stop_button])])
@@ -252,21 +280,49 @@ class Explorer:
         if name not in self._pair_cache:
             self._pair_cache[name] = load_pair(name)
         content, style = self._pair_cache[name]
-        return self._uploads["content"] or content, self._uploads["style"] or style
+        return self._own["content"] or content, self._own["style"] or style
+
+    def load(self, side: str, location: str | None = None) -> bool:
+        """Use the image at ``location`` (default: the box's text), a path or an http(s) URL read
+        by :func:`d2lstyle.load_image`, as the ``"content"`` or the ``"style"``. Returns whether
+        it did; if not, the status line says why in one line."""
+        location = (self.location.value if location is None else location).strip()
+        if not location:
+            self._say(f"{side}: type a path or an http(s) URL in the box first", error=True)
+            return False
+        try:
+            img = load_image(os.path.expanduser(location))
+        except ImageLoadError as error:
+            self._say(f"{side}: {error}", error=True)
+            return False
+        self._own[side] = img
+        self._show_inputs()
+        self._say(f"{side}: {location} ({img.size[0]}x{img.size[1]} pixels)")
+        return True
 
     def _pair_changed(self) -> None:
-        self._uploads = {"content": None, "style": None}  # a chosen pair replaces uploaded files
+        self._own = {"content": None, "style": None}  # a chosen pair replaces the user's images
         self._show_inputs()
+
+    def _watch_upload(self, upload, side: str) -> None:
+        if upload.has_trait("_counter"):
+            # ipywidgets 7 rebuilds `value` from the browser's data when `_counter` goes up; an
+            # upload Colab lost leaves `value` empty, which fires no change of `value` itself.
+            upload.observe(lambda change: self._upload(side, upload.value), names="_counter")
+        else:
+            upload.observe(lambda change: self._upload(side, change["new"]), names="value")
 
     def _upload(self, side: str, value) -> None:
         try:
             img = uploaded_image(value)
+            if img is None:  # an upload happened, and nothing came with it
+                raise ImageLoadError(EMPTY_UPLOAD)
         except ImageLoadError as error:
             self._say(f"{side} file: {error}", error=True)
             return
-        if img is not None:
-            self._uploads[side] = img
-            self._show_inputs()
+        self._own[side] = img
+        self._show_inputs()
+        self._say(f"{side} file: {uploaded_files(value)[-1][0]} ({img.size[0]}x{img.size[1]} pixels)")
 
     def _show_inputs(self) -> None:
         try:
@@ -359,11 +415,18 @@ class Explorer:
     # -- display --------------------------------------------------------------------------------
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        """The box's widget view, with a plain-text line for front ends that cannot draw widgets.
+        """What ``display(explorer)`` (or a cell ending in ``explorer``) shows: the root box's own
+        widget view, with a plain-text line for front ends that cannot draw widgets.
 
-        Written out rather than delegated because ipywidgets 7 widgets have no
-        ``_repr_mimebundle_`` (they display themselves) while 8's do; the view format is the same.
+        ipywidgets 8 widgets make that bundle in ``_repr_mimebundle_``, which this delegates to;
+        ipywidgets 7 widgets have none (``_ipython_display_`` publishes it), so it is written out
+        here as ipywidgets 7 writes it (view format 2.0, the model's id).
         """
-        return {"text/plain": NO_WIDGET_VIEW,
-                "application/vnd.jupyter.widget-view+json": {
-                    "version_major": 2, "version_minor": 0, "model_id": self.widget.model_id}}
+        own = getattr(self.widget, "_repr_mimebundle_", None)
+        if own is not None:  # ipywidgets 8
+            bundle = dict(own(include=include, exclude=exclude) or {})
+        else:
+            bundle = {"application/vnd.jupyter.widget-view+json": {
+                "version_major": 2, "version_minor": 0, "model_id": self.widget.model_id}}
+        bundle["text/plain"] = NO_WIDGET_VIEW
+        return bundle

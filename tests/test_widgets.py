@@ -4,9 +4,12 @@ tests/test_browser.py drives the same explorer in JupyterLab and Chromium.
 """
 
 import datetime
+import functools
+import http.server
 import io
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -35,11 +38,15 @@ def upload_v8(name, content):
              "last_modified": datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)},)
 
 
-def send_upload(upload, name, content):
-    """Set a FileUpload widget's value the way the browser's side of each ipywidgets version does."""
+def ipywidgets_7():
     import ipywidgets
 
-    if ipywidgets.__version__.startswith("7."):  # value is read-only, computed when _counter changes
+    return ipywidgets.__version__.startswith("7.")
+
+
+def send_upload(upload, name, content):
+    """Set a FileUpload widget's value the way the browser's side of each ipywidgets version does."""
+    if ipywidgets_7():  # value is read-only, computed when _counter changes
         metadata = {"name": name, "type": "image/png", "size": len(content), "lastModified": 0}
         upload.set_trait("metadata", [metadata])
         upload.set_trait("data", [content])
@@ -56,6 +63,26 @@ def test_uploaded_files_reads_both_ipywidgets_formats(upload):
     assert widgets.uploaded_files(upload("red.png", content)) == [("red.png", content)]
     img = widgets.uploaded_image(upload("red.png", content))
     assert img.mode == "RGB" and img.size == (40, 30) and img.getpixel((0, 0)) == (255, 0, 0)
+
+
+@pytest.mark.parametrize("upload", [upload_v7, upload_v8])
+def test_an_upload_that_arrived_empty_says_why_and_what_to_do(upload):
+    with pytest.raises(ImageLoadError, match=r"^big\.jpg: the upload arrived empty: Colab's ipywidgets 7 "
+                       r"loses uploads over about 1 MB; type a URL or a path .*, use a smaller file, "
+                       r"or run `from google\.colab import files; files\.upload\(\)` in a cell"):
+        widgets.uploaded_image(upload("big.jpg", b""))
+    assert "\n" not in widgets.EMPTY_UPLOAD
+
+
+@pytest.mark.parametrize("upload", [upload_v7, upload_v8])
+def test_an_upload_over_the_limit_is_refused_before_decoding(upload):
+    assert widgets.MAX_UPLOAD_BYTES == 20 * 2**20
+    content = png_bytes() + b"\0" * widgets.MAX_UPLOAD_BYTES  # a valid PNG, with trailing bytes
+    with pytest.raises(ImageLoadError, match=r"^huge\.png: 20\.0 MB, more than the explorer's upload "
+                       r"limit of 20 MB; use a smaller file, or type its path or URL"):
+        widgets.uploaded_image(upload("huge.png", content))
+    exactly = png_bytes() + b"\0" * (widgets.MAX_UPLOAD_BYTES - len(png_bytes()))
+    assert widgets.uploaded_image(upload("big.png", exactly)).size == (40, 30)  # at the limit: read
 
 
 @pytest.mark.parametrize("empty", [{}, (), None])
@@ -162,6 +189,108 @@ def test_an_upload_replaces_one_side_until_a_pair_is_chosen(explorer):
     assert style.size != (40, 30) and content is not pair_content
 
 
+def test_an_empty_upload_leaves_the_images_and_says_why(explorer):
+    before = explorer.images()
+    send_upload(explorer.content_file, "big.jpg", b"")
+    assert explorer.images() == before
+    status = explorer.status.value
+    assert "content file: big.jpg: the upload arrived empty: Colab&#x27;s ipywidgets 7 loses uploads" \
+        in status and "files.upload()" in status and 'color:#b00' in status
+
+
+def test_an_upload_colab_lost_entirely_says_why(explorer):
+    """ipywidgets 7 on Colab: the browser bumps the counter, but no file reaches the kernel."""
+    if not ipywidgets_7():
+        pytest.skip("ipywidgets 8 has no upload counter: its uploads over 1 MB arrive")
+    explorer.style_file.set_trait("_counter", explorer.style_file._counter + 1)
+    assert explorer.style_file.value == {}
+    assert "style file: the upload arrived empty: Colab&#x27;s" in explorer.status.value
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("notes.txt", b"just some text\n", "content file: notes.txt: not an image file"),
+    ("huge.png", b"\0" * (20 * 2**20 + 1), "content file: huge.png: 20.0 MB, more than the "
+                                            "explorer&#x27;s upload limit of 20 MB"),
+])
+def test_a_bad_upload_gets_one_line(explorer, name, content, message):
+    before = explorer.images()
+    send_upload(explorer.content_file, name, content)
+    assert explorer.images() == before
+    assert message in explorer.status.value and "\n" not in explorer.status.value
+
+
+def test_a_good_upload_is_named_in_the_status_line(explorer):
+    send_upload(explorer.content_file, "red.png", png_bytes())
+    assert explorer.images()[0].getpixel((0, 0)) == (255, 0, 0)
+    assert "content file: red.png (40x30 pixels)" in explorer.status.value
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    """A folder served over http on 127.0.0.1 (a local stand-in for an image URL)."""
+    monkeypatch.setenv("D2LSTYLE_CACHE", str(tmp_path / "cache"))  # URLs are cached there
+    folder = tmp_path / "site"
+    folder.mkdir()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                             functools.partial(QuietHandler, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_url_in_the_box_becomes_the_content(explorer, served):
+    folder, base = served
+    (folder / "blue.png").write_bytes(png_bytes((30, 20), (0, 0, 255)))
+    style = explorer.images()[1]
+    explorer.location.value = f"  {base}/blue.png "
+    explorer.use_as_content.click()
+    content, still = explorer.images()
+    assert content.size == (30, 20) and content.getpixel((5, 5)) == (0, 0, 255) and still is style
+    assert f"content: {base}/blue.png (30x20 pixels)" in explorer.status.value
+    assert Image.open(io.BytesIO(explorer.content_view.value)).size == (30, 20)
+
+
+def test_a_url_that_fails_gets_one_line(explorer, served):
+    folder, base = served
+    (folder / "page.html").write_text("<html>not a picture</html>")
+    assert explorer.load("style", f"{base}/missing.png") is False
+    assert f"style: cannot download {base}/missing.png: File not found" in explorer.status.value
+    assert explorer.load("style", f"{base}/page.html") is False
+    assert f"style: {base}/page.html: not an image file" in explorer.status.value
+
+
+def test_a_path_in_the_box_becomes_the_style(explorer, tmp_path):
+    (tmp_path / "red.png").write_bytes(png_bytes())
+    content = explorer.images()[0]
+    explorer.location.value = str(tmp_path / "red.png")
+    explorer.use_as_style.click()
+    assert explorer.images()[0] is content and explorer.images()[1].getpixel((0, 0)) == (255, 0, 0)
+    assert f"style: {tmp_path / 'red.png'} (40x30 pixels)" in explorer.status.value
+    explorer.pair.value = widgets.PAIRS[2]  # choosing a pair forgets it, as it forgets uploads
+    assert explorer.images()[1].size != (40, 30)
+
+
+@pytest.mark.parametrize("location, message", [
+    ("", "content: type a path or an http(s) URL in the box first"),
+    ("{tmp}/nowhere.png", "content: {tmp}/nowhere.png: no such file"),
+    ("{tmp}/notes.txt", "content: {tmp}/notes.txt: not an image file"),
+])
+def test_a_bad_path_gets_one_line(explorer, tmp_path, location, message):
+    (tmp_path / "notes.txt").write_text("just some text\n")
+    before = explorer.images()
+    explorer.location.value = location.format(tmp=tmp_path)
+    explorer.use_as_content.click()
+    assert explorer.images() == before
+    assert message.format(tmp=tmp_path) in explorer.status.value and 'color:#b00' in explorer.status.value
+
+
 def test_run_updates_the_preview_and_the_loss_curves(explorer):
     preview, losses = explorer.preview.value, explorer.losses.value
     assert explorer.run(wait=True)
@@ -201,8 +330,26 @@ def test_a_failing_run_says_why_in_the_status_line(explorer):
 
 def test_it_displays_as_a_widget_with_a_plain_text_fallback(explorer):
     bundle = explorer._repr_mimebundle_()
-    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == explorer.widget.model_id
-    assert "JupyterLab" in bundle["text/plain"]
+    assert bundle["application/vnd.jupyter.widget-view+json"] == {
+        "version_major": 2, "version_minor": 0, "model_id": explorer.widget.model_id}
+    assert bundle["text/plain"] == widgets.NO_WIDGET_VIEW and "JupyterLab" in bundle["text/plain"]
+
+
+def test_display_shows_the_same_view_as_its_root_widget(explorer):
+    """``display(explorer)`` publishes what ``display(explorer.widget)`` does (ipywidgets 7 through
+    the widget's ``_ipython_display_``, 8 through its ``_repr_mimebundle_``), text aside."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.display import display
+    from IPython.utils.capture import capture_output
+
+    InteractiveShell.instance()  # display() publishes only inside a shell, as in a kernel
+    with capture_output() as captured:
+        display(explorer)
+        display(explorer.widget)
+    ours, root = (output.data for output in captured.outputs)
+    view = "application/vnd.jupyter.widget-view+json"
+    assert ours[view] == root[view] and root[view]["model_id"] == explorer.widget.model_id
+    assert ours["text/plain"] == widgets.NO_WIDGET_VIEW and root["text/plain"].startswith("VBox(")
 
 
 def test_notebook_06_runs_through_without_ipywidgets(tmp_path, monkeypatch):
