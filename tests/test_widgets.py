@@ -261,7 +261,7 @@ def test_a_url_that_fails_gets_one_line(explorer, served):
     folder, base = served
     (folder / "page.html").write_text("<html>not a picture</html>")
     assert explorer.load("style", f"{base}/missing.png") is False
-    assert f"style: cannot download {base}/missing.png: File not found" in explorer.status.value
+    assert f"style: cannot download {base}/missing.png: HTTP 404 File not found" in explorer.status.value
     assert explorer.load("style", f"{base}/page.html") is False
     assert f"style: {base}/page.html: not an image file" in explorer.status.value
 
