@@ -26,7 +26,6 @@ from d2lstyle.vgg import min_side
 from d2lstyle.presets import get_preset
 
 REPO = Path(__file__).resolve().parents[1]
-# The module, not the function that d2lstyle/__init__.py exports under the same name.
 FAST = ["--weights", "none", "--size", "32", "--steps", "1", "--quiet"]
 
 
