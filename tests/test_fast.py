@@ -219,19 +219,29 @@ def test_benchmark_sizes_parse():
 
 
 def test_step_against_floor_takes_the_bare_pass_out_of_the_step(monkeypatch, images):
-    # The floor is timed between two steps of the preset's loop: a slow floor (1 s, simulated)
-    # must not show up in the step's own time (a few tens of ms at 32x48), and the ratio is
-    # step / floor.
+    # The floor is timed between two steps of the preset's loop: a slow floor (100 s on a
+    # simulated clock, so the test does not depend on how busy the machine is) must not show up
+    # in the step's own time, and the ratio is step / floor.
+    import d2lstyle.loop
     from d2lstyle.benchmark import harness as benchmark
 
-    def slow_floor(net, X, device, amp_dtype=None):
-        time.sleep(1.0)
-        return 1.0
+    offset = [0.0]
+    real_clock = time.perf_counter
 
+    class Clock:  # the loop's clock, 100 s ahead after each simulated floor
+        @staticmethod
+        def perf_counter():
+            return real_clock() + offset[0]
+
+    def slow_floor(net, X, device, amp_dtype=None):
+        offset[0] += 100.0
+        return 100.0
+
+    monkeypatch.setattr(d2lstyle.loop, "time", Clock)
     monkeypatch.setattr(benchmark, "bare_pass_seconds", slow_floor)
     torch.manual_seed(0)
     step, bare, ratio = benchmark.step_against_floor(vgg19(weights=None), *images, (32, 48),
                                                      torch.device("cpu"), reps=2)
-    assert bare == 1.0
-    assert 0 < step < 0.5, step
-    assert ratio == pytest.approx(step)
+    assert bare == 100.0
+    assert 0 < step < 50, step  # a real step of a fraction of a second, not 100 s more
+    assert ratio == pytest.approx(step / 100.0)
