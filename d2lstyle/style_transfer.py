@@ -147,7 +147,8 @@ def run_plan(plan: Plan, content_img, style_img, content_shape, style_shape, net
                           check_float32=plan.amp_dtype is not None)
             try:
                 if plan.line_search:
-                    stopped = train_lbfgs(X, objective, steps, monitor)
+                    stopped = train_lbfgs(X, objective, steps, monitor,
+                                          None if last_stage else plan.coarse_tolerance)
                 else:
                     trainer, scheduler = make_trainer(X, plan.settings)
                     stopped = train(X, objective, trainer, scheduler, steps, monitor)
