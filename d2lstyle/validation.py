@@ -20,7 +20,9 @@ from .presets import Preset
 # transfer()'s arguments that the command line has, and its option for each.
 OPTIONS = {"num_steps": "--steps", "size": "--size", "content_weight": "--content-weight",
            "style_weight": "--style-weight", "tv_weight": "--tv-weight", "seed": "--seed",
-           "device": "--device", "preset": "--preset", "weights": "--weights"}
+           "device": "--device", "preset": "--preset", "weights": "--weights",
+           "style_blend": "--style-blend", "style_scale": "--style-scale",
+           "preserve_colors": "--original-colors"}
 
 
 def named(name: str) -> str:
@@ -44,6 +46,14 @@ def non_negative(name: str, value) -> float:
     return float(value)
 
 
+def positive(name: str, value) -> float:
+    """``value`` as a finite float > 0."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+            or value <= 0):
+        raise SettingError(f"{named(name)} must be a finite number > 0, not {value!r}")
+    return float(value)
+
+
 def check_settings(settings: Preset) -> None:
     """Every field of a preset (with the caller's overrides) in its range."""
     whole_number("num_steps", settings.num_steps, 1)
@@ -58,6 +68,7 @@ def check_settings(settings: Preset) -> None:
         non_negative(name, getattr(settings, name))
     if non_negative("lr", settings.lr) == 0:
         raise SettingError("lr must be a finite number > 0, not 0.0")
+    positive("style_scale", settings.style_scale)
     if settings.lr_decay_step is not None:
         whole_number("lr_decay_step", settings.lr_decay_step, 1)
     if not settings.content_layers and not settings.style_layers:
@@ -87,3 +98,43 @@ def check_init(init) -> None:
         raise SettingError(f"init tensor must be (3, h, w) or (1, 3, h, w), not {tuple(init.shape)}")
     if not torch.isfinite(init).all():
         raise SettingError("init tensor has non-finite values (nan or inf)")
+
+
+def check_style_blend(style_blend, num_styles: int) -> tuple[float, ...]:
+    """One finite weight >= 0 per style image, not all 0, normalised to sum 1; None gives equal
+    weights."""
+    if num_styles < 1:
+        raise SettingError("style is an empty list: give at least one style image")
+    if style_blend is None:
+        return (1.0 / num_styles,) * num_styles
+    if isinstance(style_blend, numbers.Real):
+        style_blend = [style_blend]
+    try:
+        weights = list(style_blend)
+    except TypeError:
+        raise SettingError(f"{named('style_blend')} must be a list of weights, one per style "
+                           f"image, not {style_blend!r}") from None
+    if len(weights) != num_styles:
+        raise SettingError(f"{named('style_blend')} has {len(weights)} weight(s) for {num_styles} "
+                           f"style image(s): give one weight per style image")
+    for weight in weights:
+        if (isinstance(weight, bool) or not isinstance(weight, numbers.Real)
+                or not math.isfinite(weight) or weight < 0):
+            raise SettingError(f"{named('style_blend')} weights must be finite numbers >= 0, "
+                               f"not {weight!r}")
+    total = math.fsum(weights)
+    if total == 0:
+        raise SettingError(f"{named('style_blend')} weights are all 0: give at least one > 0")
+    return tuple(float(weight) / total for weight in weights)
+
+
+def check_preserve_colors(preserve_colors):
+    """None (colours from the style), ``"luminance"`` (True) or ``"histogram"``."""
+    if preserve_colors is False or preserve_colors is None:
+        return None
+    if preserve_colors is True:
+        return "luminance"
+    if isinstance(preserve_colors, str) and preserve_colors in ("luminance", "histogram"):
+        return preserve_colors
+    raise SettingError(f"{named('preserve_colors')} must be True, False, 'luminance' or "
+                       f"'histogram', not {preserve_colors!r}")
