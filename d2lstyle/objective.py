@@ -61,8 +61,9 @@ class Objective:
     images, ``style_shape`` a list of (h, w), one per image, and ``style_blend`` their weights
     (default: equal); the style targets are then the weighted sums of their Gram matrices
     (:func:`blend_grams`). The targets are computed once, without a graph: ``content_X``
-    (1, 3, h, w, the content in the book's space), ``contents_Y`` and ``styles_Y_gram``. ``amp_dtype`` runs the network under autocast in that dtype; its features
-    are cast to float32 before the Gram matrices and losses, which run with autocast off.
+    (1, 3, h, w, the content in the book's space), ``contents_Y`` and ``styles_Y_gram``.
+    ``amp_dtype`` runs the network under autocast in that dtype; its features are cast to
+    float32 before the Gram matrices and losses, which run with autocast off.
     ``channels_last`` feeds the network that memory format. ``gram`` is the Gram function used
     throughout. Everything runs on ``device`` in the dtype of ``net``'s parameters.
     """

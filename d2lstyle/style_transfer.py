@@ -92,7 +92,8 @@ def transfer(content: ImageSource, style: ImageSource | Sequence[ImageSource], *
     (default: the preset's, 1). ``preserve_colors`` keeps the content's colours (Gatys et al.
     2017): ``True`` or ``"luminance"`` stylises the luminance alone and puts the content's
     chrominance back (:mod:`d2lstyle.colors`; the history's losses are then those of the luminance
-    images), ``"histogram"`` first gives the style image(s) the content's colour mean and covariance.
+    images), ``"histogram"`` first gives the style image(s) the content's colour mean and
+    covariance.
 
     The same seed gives the same result on the CPU. Settings out of range raise
     :class:`d2lstyle.errors.SettingError` before any work. A non-finite loss stops the loop with a
@@ -164,8 +165,8 @@ def run_plan(plan: Plan, content_img, style_imgs, content_shape, style_shapes, s
         for number, (shape, steps) in enumerate(plan.stages):
             last_stage = number == len(plan.stages) - 1
             scale = (shape[0] / content_shape[0], shape[1] / content_shape[1])
-            objective = Objective(net, content_img, style_imgs, shape,
-                                  [(round(h * scale[0]), round(w * scale[1])) for h, w in style_shapes],
+            scaled = [(round(h * scale[0]), round(w * scale[1])) for h, w in style_shapes]
+            objective = Objective(net, content_img, style_imgs, shape, scaled,
                                   plan.settings, device, amp_dtype=plan.amp_dtype,
                                   channels_last=plan.channels_last, gram=fast_gram,
                                   style_blend=style_blend)
