@@ -10,6 +10,7 @@ size and the loop (:func:`d2lstyle.loop.train`, or the line-search L-BFGS of
 from __future__ import annotations
 
 import copy
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -117,7 +118,11 @@ def transfer(content: ImageSource, style: ImageSource | Sequence[ImageSource], *
     layers = settings.content_layers + settings.style_layers
     content_shape, style_shapes = image_shapes(content_img, style_imgs, settings)
     check_sizes([(content, content_shape)] + list(zip(styles, style_shapes)), layers)
-    plan = make_plan(settings, content_shape, device, fast, min_side(layers))
+    # fast's pyramid shrinks the style images with the content: a level must leave each of them
+    # at least min_side(layers) on its shorter side, so a smaller style needs larger levels.
+    smallest = min(min(content_shape), *(min(shape) for shape in style_shapes))
+    plan = make_plan(settings, content_shape, device, fast,
+                     math.ceil(min_side(layers) * min(content_shape) / smallest))
     photo = content_img
     if preserve_colors == "histogram":
         style_imgs = [match_colors(img, content_img) for img in style_imgs]

@@ -13,6 +13,7 @@ from PIL import Image
 
 import d2lstyle
 import d2lstyle.objective
+import d2lstyle.speed.plan
 from d2lstyle import transfer, vgg19
 from d2lstyle.cli import main
 from d2lstyle.objective import Objective, blend_grams
@@ -109,6 +110,17 @@ def test_style_scale_with_the_books_image_shape(net, images, monkeypatch):
     transfer(*images, net=net, preset="d2l", image_shape=(40, 60), num_steps=1, style_scale=0.5,
              progress=False)
     assert seen[:2] == [(40, 60), (20, 30)]
+
+
+def test_small_style_scale_with_the_pyramid(net, images, monkeypatch):
+    # fast=True halves the style with the content: at style_scale 0.5 a 32x24 level would leave
+    # the style 16x11, too small for relu5_1, so the pyramid keeps its levels larger.
+    monkeypatch.setattr(d2lstyle.speed.plan, "MIN_COARSE_SIDE", 16)
+    result = transfer(*images, net=net, size=64, style_scale=0.5, fast=True, num_steps=4,
+                      progress=False)
+    assert {r["shape"] for r in result.history} == {(48, 64)}  # no level fits: full size only
+    result = transfer(*images, net=net, size=64, fast=True, num_steps=4, progress=False)
+    assert (24, 32) in {r["shape"] for r in result.history}  # at style_scale 1, one does
 
 
 def test_style_scale_too_small_for_the_network_names_the_style(net, images):
