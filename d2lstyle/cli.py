@@ -66,16 +66,26 @@ def number(kind):
     return parse
 
 
+def numbers(text: str) -> list[float]:
+    """An argparse type for comma-separated numbers (``0.7,0.3``); ranges are checked later."""
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected numbers separated by commas, such as 0.7,0.3, not {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
-        description="Render CONTENT in the style of STYLE (Gatys et al.; D2L section 14.12). "
-                    "With no images, stylise the book's demo pair.",
+        description="Render CONTENT in the style of STYLE (Gatys et al.; D2L section 14.12), "
+                    "or of several STYLEs blended. With no images, stylise the book's demo pair.",
         epilog="Exit status: 0 done, 1 run failed, 2 usage error, 130 interrupted "
                "(the image so far is saved).",
     )
     parser.add_argument("content", nargs="?", metavar="CONTENT", help="content image: path or URL")
-    parser.add_argument("style", nargs="?", metavar="STYLE", help="style image: path or URL")
+    parser.add_argument("style", nargs="*", metavar="STYLE",
+                        help="style image(s): path or URL; several are blended (--style-blend)")
     parser.add_argument("-o", "--output", default="stylised.png", metavar="OUT",
                         help="where to write the result; its folder is created if missing; "
                              f"one of {', '.join(OUTPUT_FORMATS)} (default: %(default)s)")
@@ -97,6 +107,21 @@ def build_parser() -> argparse.ArgumentParser:
     for term in ("content", "style", "tv"):
         parser.add_argument(f"--{term}-weight", type=number(float), metavar="W",
                             help=f"weight of the {term} loss (default: the preset's)")
+    parser.add_argument("--style-blend", type=numbers, metavar="W1,W2,...",
+                        help="weights of several STYLE images, one each, e.g. 0.7,0.3 "
+                             "(normalised to sum 1; default: equal)")
+    parser.add_argument("--style-scale", type=number(float), metavar="S",
+                        help="size of the style image(s) relative to the output: 0.5 finer "
+                             "strokes, 2 coarser (default: 1)")
+    colors = parser.add_mutually_exclusive_group()
+    colors.add_argument("--original-colors", action="store_const", const="luminance",
+                        dest="preserve_colors",
+                        help="keep the content's colours: stylise the luminance only and put "
+                             "the content's chrominance back (Gatys et al. 2017)")
+    colors.add_argument("--histogram-colors", action="store_const", const="histogram",
+                        dest="preserve_colors",
+                        help="give the style image(s) the content's colour mean and covariance "
+                             "first, then transfer as usual")
     parser.add_argument("--save-every", type=number(int), metavar="N",
                         help="also save the image every N steps, next to OUT as OUT_stepNNNN")
     parser.add_argument("--fast", action="store_true",
@@ -128,7 +153,8 @@ def check_output(name: str, inputs=()) -> tuple[Path, str]:
         raise UsageError(f"{name}: cannot create a folder inside {existing}, which is a file")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise RunError(f"{name}: no permission to write in {existing}")
-    for label, source in zip(("CONTENT", "STYLE"), inputs):
+    for number, source in enumerate(inputs):
+        label = "CONTENT" if number == 0 else "STYLE"
         if source is not None and is_same_file(out, Path(source)):
             raise UsageError(f"{name}: is the {label} image {source}; writing there would destroy "
                              "it, so give another -o")
@@ -198,14 +224,16 @@ def run(args: argparse.Namespace) -> int:
     from .validation import checked_settings
 
     start = time.perf_counter()
-    out, fmt = check_output(args.output, (args.content, args.style))
+    out, fmt = check_output(args.output, (args.content, *args.style))
     weights = check_weights(args.weights)
     if args.save_every is not None and args.save_every < 1:
         raise UsageError(f"--save-every must be at least 1, not {args.save_every}")
     settings = checked_settings(args.preset, size=args.size, num_steps=args.steps,
                                 content_weight=args.content_weight, style_weight=args.style_weight,
-                                tv_weight=args.tv_weight)  # before the demo pair's download
-    content, style = args.content, args.style
+                                tv_weight=args.tv_weight, style_scale=args.style_scale)
+    # (checked before the demo pair's download)
+    content = args.content
+    style = args.style[0] if len(args.style) == 1 else args.style
     if content is None:
         content, style = demo_images(verbose=not args.quiet)
     callback = saver(out, fmt, args.save_every) if args.save_every else None
@@ -227,7 +255,8 @@ def stylise(content, style, settings, weights, callback, args):
         # transfer() warns when the loss becomes non-finite; report() says it once, in one line.
         warnings.filterwarnings("ignore", message="d2lstyle: ", category=RuntimeWarning)
         return transfer(content, style, preset=settings, weights=weights, device=args.device,
-                        seed=args.seed, fast=args.fast, callback=callback,
+                        seed=args.seed, fast=args.fast, style_blend=args.style_blend,
+                        preserve_colors=args.preserve_colors or False, callback=callback,
                         progress=not args.quiet)
 
 
@@ -246,7 +275,7 @@ def report(result, out: Path, quiet: bool, seconds: float) -> int:
 
 def parse_args(argv=None) -> argparse.Namespace:
     args = build_parser().parse_args(argv)
-    if (args.content is None) != (args.style is None):
+    if (args.content is None) != (not args.style):
         raise UsageError("give both CONTENT and STYLE images, or neither to use the demo pair")
     return args
 

@@ -8,7 +8,7 @@ and the weighted loss terms, as the book's loop does with ``extract_features`` a
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 from PIL import Image
@@ -37,13 +37,33 @@ def compute_loss(X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram, set
     return contents_l, styles_l, tv_l, l
 
 
+def blend_grams(grams: Sequence[Sequence[torch.Tensor]],
+                weights: Optional[Sequence[float]] = None) -> list[torch.Tensor]:
+    """Style targets for several style images: per style layer, ``sum_k weights[k] * grams[k]``.
+
+    ``grams[k]`` holds image k's Gram matrices, one (1, c, c) per style layer; ``weights`` are
+    the blend (default: equal, 1/n each). Blending the Gram targets, weighted, is how
+    jcjohnson/neural-style mixes styles (``-style_blend_weights``). A single image's targets are
+    returned as they are, so one style with weight 1 gives exactly the single-style objective;
+    a weight of 0 adds exact zeros.
+    """
+    if weights is None:
+        weights = [1.0 / len(grams)] * len(grams)
+    if len(grams) == 1 and weights[0] == 1:
+        return list(grams[0])
+    return [sum(weight * G for weight, G in zip(weights, layer)) for layer in zip(*grams)]
+
+
 class Objective:
     """The loss of ``settings`` at one image size, for the images ``content_img`` and ``style_img``.
 
-    ``content_shape`` and ``style_shape`` are (h, w). The targets are computed once, without a
-    graph: ``content_X`` (1, 3, h, w, the content in the book's space), ``contents_Y`` and
-    ``styles_Y_gram``. ``amp_dtype`` runs the network under autocast in that dtype; its features
-    are cast to float32 before the Gram matrices and losses, which run with autocast off.
+    ``content_shape`` and ``style_shape`` are (h, w). Several styles: ``style_img`` a list of
+    images, ``style_shape`` a list of (h, w), one per image, and ``style_blend`` their weights
+    (default: equal); the style targets are then the weighted sums of their Gram matrices
+    (:func:`blend_grams`). The targets are computed once, without a graph: ``content_X``
+    (1, 3, h, w, the content in the book's space), ``contents_Y`` and ``styles_Y_gram``.
+    ``amp_dtype`` runs the network under autocast in that dtype; its features are cast to
+    float32 before the Gram matrices and losses, which run with autocast off.
     ``channels_last`` feeds the network that memory format. ``gram`` is the Gram function used
     throughout. Everything runs on ``device`` in the dtype of ``net``'s parameters.
     """
@@ -51,18 +71,23 @@ class Objective:
     def __init__(self, net: nn.Sequential, content_img: Image.Image, style_img: Image.Image,
                  content_shape, style_shape, settings: Preset, device: torch.device, *,
                  amp_dtype: Optional[torch.dtype] = None, channels_last: bool = False,
-                 gram: Callable = gram):
+                 gram: Callable = gram, style_blend: Optional[Sequence[float]] = None):
         self.net, self.settings, self.device, self.gram = net, settings, device, gram
         self.amp_dtype, self.channels_last = amp_dtype, channels_last
         self.content_layers = [layer_index(layer) for layer in settings.content_layers]
         self.style_layers = [layer_index(layer) for layer in settings.style_layers]
         dtype = next(net.parameters()).dtype  # float32, or float64 for exact comparisons
         self.content_X = preprocess(content_img, content_shape).to(device, dtype)  # (1, 3, h, w)
-        style_X = preprocess(style_img, style_shape).to(device, dtype)
+        if isinstance(style_img, Image.Image):
+            style_img, style_shape = [style_img], [style_shape]
         with torch.no_grad():  # targets are constants: no graph needed
             self.contents_Y, _ = self._features(self.content_X, self.content_layers, [], amp_dtype)
-            _, styles_Y = self._features(style_X, [], self.style_layers, amp_dtype)
-            self.styles_Y_gram = [gram(Y, settings.gram_normalize) for Y in styles_Y]
+            grams = []  # per style image: its Gram matrices, one per style layer
+            for img, shape in zip(style_img, style_shape):
+                style_X = preprocess(img, shape).to(device, dtype)
+                _, styles_Y = self._features(style_X, [], self.style_layers, amp_dtype)
+                grams.append([gram(Y, settings.gram_normalize) for Y in styles_Y])
+            self.styles_Y_gram = blend_grams(grams, style_blend)
 
     def extract_features(self, X: torch.Tensor):
         """``(contents_Y_hat, styles_Y_hat)`` of the image ``X`` (1, 3, h, w), float32 or the

@@ -28,6 +28,7 @@ class Preset:
     lr_decay: float = 1.0
     gram_normalize: str = "chw"         # see d2lstyle.gram
     pooling: str = "max"
+    style_scale: float = 1.0            # the style image's size relative to the output's
 
     def with_overrides(self, **overrides) -> "Preset":
         """A copy with every non-None keyword replaced; layers become names."""

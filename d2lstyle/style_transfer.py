@@ -10,15 +10,17 @@ size and the loop (:func:`d2lstyle.loop.train`, or the line-search L-BFGS of
 from __future__ import annotations
 
 import copy
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 from PIL import Image
 from torch import nn
 
+from .colors import keep_colors, luminance, match_colors, match_luminance
 from .devices import try_device
 from .errors import DeviceMemoryError
 from .images import ImageSource, fit_longest_side, load_image, postprocess, preprocess
@@ -29,7 +31,8 @@ from .presets import Preset
 from .speed.gram import fast_gram
 from .speed.lbfgs import train_lbfgs
 from .speed.plan import Plan, make_plan
-from .validation import check_init, check_seed, check_sizes, checked_settings
+from .validation import (check_init, check_preserve_colors, check_seed, check_sizes,
+                         check_style_blend, checked_settings)
 from .vgg import min_side, truncate, vgg19
 
 
@@ -53,14 +56,17 @@ class Result:
     stopped: Optional[str] = None
 
 
-def transfer(content: ImageSource, style: ImageSource, *, preset="gatys", net: nn.Module | None = None,
+def transfer(content: ImageSource, style: ImageSource | Sequence[ImageSource], *, preset="gatys",
+             net: nn.Module | None = None,
              weights="original", image_shape=None, size: int | None = None,
              num_steps: int | None = None, optimizer: str | None = None, lr: float | None = None,
              content_layers=None, style_layers=None, content_weight: float | None = None,
              style_weight: float | None = None, tv_weight: float | None = None,
              init: str | Image.Image | torch.Tensor = "content", device=None, seed: int = 0,
              fast: bool = False, stop_at_loss: float | None = None,
-             callback: Callable | None = None, progress: bool = True) -> Result:
+             style_blend: Sequence[float] | None = None, style_scale: float | None = None,
+             preserve_colors: bool | str = False, callback: Callable | None = None,
+             progress: bool = True) -> Result:
     """Render ``content`` in the style of ``style`` by optimising the image's pixels.
 
     ``content`` and ``style`` are PIL images, numpy arrays (see :func:`d2lstyle.load_image`),
@@ -81,6 +87,16 @@ def transfer(content: ImageSource, style: ImageSource, *, preset="gatys", net: n
     ``stop_at_loss`` ends the loop as soon as the float32 total loss at the full size is at or
     below it, so the returned image's loss is at most ``stop_at_loss``.
 
+    Several styles: ``style`` a list of images and ``style_blend`` one weight >= 0 for each
+    (default: equal; normalised to sum 1); the style targets are the blend of their Gram matrices
+    (:func:`d2lstyle.objective.blend_grams`). ``style_scale`` resizes the style image(s) relative
+    to the output, as jcjohnson/neural-style's ``-style_scale``: 0.5 gives finer strokes, 2 coarser
+    (default: the preset's, 1). ``preserve_colors`` keeps the content's colours (Gatys et al.
+    2017): ``True`` or ``"luminance"`` stylises the luminance alone and puts the content's
+    chrominance back (:mod:`d2lstyle.colors`; the history's losses are then those of the luminance
+    images), ``"histogram"`` first gives the style image(s) the content's colour mean and
+    covariance.
+
     The same seed gives the same result on the CPU. Settings out of range raise
     :class:`d2lstyle.errors.SettingError` before any work, and so does a size whose step would
     not fit in the device's free memory (:class:`d2lstyle.errors.DeviceMemoryError`). A non-finite loss stops the loop with a
@@ -92,17 +108,30 @@ def transfer(content: ImageSource, style: ImageSource, *, preset="gatys", net: n
     settings = checked_settings(
         preset, image_shape=image_shape, size=size, num_steps=num_steps, optimizer=optimizer, lr=lr,
         content_layers=content_layers, style_layers=style_layers, content_weight=content_weight,
-        style_weight=style_weight, tv_weight=tv_weight)
+        style_weight=style_weight, tv_weight=tv_weight, style_scale=style_scale)
     check_init(init)
     seed = check_seed(seed)
+    styles = list(style) if isinstance(style, (list, tuple)) else [style]
+    style_blend = check_style_blend(style_blend, len(styles))
+    preserve_colors = check_preserve_colors(preserve_colors)
     device = try_device(device)
-    content_img, style_img = load_image(content), load_image(style)
+    content_img, style_imgs = load_image(content), [load_image(source) for source in styles]
     layers = settings.content_layers + settings.style_layers
-    content_shape, style_shape = image_shapes(content_img, style_img, settings)
-    check_sizes([(content, content_shape), (style, style_shape)], layers)
-    plan = make_plan(settings, content_shape, device, fast, min_side(layers))
+    content_shape, style_shapes = image_shapes(content_img, style_imgs, settings)
+    check_sizes([(content, content_shape)] + list(zip(styles, style_shapes)), layers)
+    # fast's pyramid shrinks the style images with the content: a level must leave each of them
+    # at least min_side(layers) on its shorter side, so a smaller style needs larger levels.
+    smallest = min(min(content_shape), *(min(shape) for shape in style_shapes))
+    plan = make_plan(settings, content_shape, device, fast,
+                     math.ceil(min_side(layers) * min(content_shape) / smallest))
     element_size = 2 if plan.amp_dtype is not None else 4
     check_fits(device, content_shape, layers, element_size)
+    photo = content_img
+    if preserve_colors == "histogram":
+        style_imgs = [match_colors(img, content_img) for img in style_imgs]
+    elif preserve_colors == "luminance":
+        style_imgs = [match_luminance(img, content_img) for img in style_imgs]
+        content_img = luminance(content_img)
 
     with torch.random.fork_rng(devices=[]):  # the caller's RNG state is left as it was
         torch.manual_seed(seed)
@@ -112,8 +141,9 @@ def transfer(content: ImageSource, style: ImageSource, *, preset="gatys", net: n
         if plan.channels_last:
             net = copy.deepcopy(net).to(memory_format=torch.channels_last)  # not the caller's
         try:
-            X, history, stopped = run_plan(plan, content_img, style_img, content_shape,
-                                           style_shape, net, device, init, seed, stop_at_loss,
+            X, history, stopped = run_plan(plan, content_img, style_imgs, content_shape,
+                                           style_shapes, style_blend, net, device, init, seed,
+                                           stop_at_loss,
                                            Monitor(sum(steps for _, steps in plan.stages),
                                                    "best" if plan.line_search else "last",
                                                    callback, progress, start))
@@ -126,30 +156,35 @@ def transfer(content: ImageSource, style: ImageSource, *, preset="gatys", net: n
         warnings.warn(f"d2lstyle: {stopped} (try a smaller lr or loss weights)", RuntimeWarning,
                       stacklevel=2)
     final = X.detach().cpu()
+    if preserve_colors == "luminance":
+        final = keep_colors(final, preprocess(photo, content_shape).to(final))
     return Result(image=postprocess(final), tensor=final, history=history, settings=plan.settings,
                   stopped=stopped)
 
 
-def run_plan(plan: Plan, content_img, style_img, content_shape, style_shape, net, device, init,
-             seed: int, stop_at_loss, monitor: Monitor):
+def run_plan(plan: Plan, content_img, style_imgs, content_shape, style_shapes, style_blend, net,
+             device, init, seed: int, stop_at_loss, monitor: Monitor):
     """Each stage of ``plan`` in turn, the image carried from one to the next; returns
-    ``(X, history, stopped)`` with X at ``content_shape``."""
+    ``(X, history, stopped)`` with X at ``content_shape``. ``style_imgs`` and ``style_shapes``
+    (h, w) are lists, one per style image, blended with the weights ``style_blend``."""
     X, stopped = None, None
     try:
         for number, (shape, steps) in enumerate(plan.stages):
             last_stage = number == len(plan.stages) - 1
             scale = (shape[0] / content_shape[0], shape[1] / content_shape[1])
-            objective = Objective(net, content_img, style_img, shape,
-                                  (round(style_shape[0] * scale[0]), round(style_shape[1] * scale[1])),
+            scaled = [(round(h * scale[0]), round(w * scale[1])) for h, w in style_shapes]
+            objective = Objective(net, content_img, style_imgs, shape, scaled,
                                   plan.settings, device, amp_dtype=plan.amp_dtype,
-                                  channels_last=plan.channels_last, gram=fast_gram)
+                                  channels_last=plan.channels_last, gram=fast_gram,
+                                  style_blend=style_blend)
             X = initial_image(init, objective.content_X, seed) if X is None else resize_image(X, shape)
             X.requires_grad_(True)
             monitor.begin(X, objective, stop_at_loss if last_stage else None,
                           check_float32=plan.amp_dtype is not None)
             try:
                 if plan.line_search:
-                    stopped = train_lbfgs(X, objective, steps, monitor)
+                    stopped = train_lbfgs(X, objective, steps, monitor,
+                                          None if last_stage else plan.coarse_tolerance)
                 else:
                     trainer, scheduler = make_trainer(X, plan.settings)
                     stopped = train(X, objective, trainer, scheduler, steps, monitor)
@@ -165,12 +200,18 @@ def run_plan(plan: Plan, content_img, style_img, content_shape, style_shape, net
     return X, monitor.history, stopped
 
 
-def image_shapes(content: Image.Image, style: Image.Image, settings: Preset):
-    """``(content_shape, style_shape)`` as (h, w): the preset's ``image_shape`` for both (the book
-    distorts the style image's aspect), else each image's aspect kept with longest side ``size``."""
+def image_shapes(content: Image.Image, styles: Sequence[Image.Image], settings: Preset):
+    """``(content_shape, style_shapes)``, each (h, w): the preset's ``image_shape`` for all (the
+    book distorts the style image's aspect), else each image's aspect kept with longest side
+    ``size``; the style images' sides times ``style_scale``."""
+    scale = settings.style_scale
     if settings.image_shape is not None:
-        return tuple(settings.image_shape), tuple(settings.image_shape)
-    return fit_longest_side(*content.size, settings.size), fit_longest_side(*style.size, settings.size)
+        h, w = settings.image_shape
+        style_shape = (h, w) if scale == 1 else (max(1, round(h * scale)), max(1, round(w * scale)))
+        return tuple(settings.image_shape), [tuple(style_shape)] * len(styles)
+    style_size = settings.size if scale == 1 else max(1, round(settings.size * scale))
+    return (fit_longest_side(*content.size, settings.size),
+            [fit_longest_side(*style.size, style_size) for style in styles])
 
 
 def initial_image(init, content_X: torch.Tensor, seed: int) -> torch.Tensor:

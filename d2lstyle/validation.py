@@ -22,7 +22,9 @@ from .vgg import layer_index, layer_name, min_side
 # transfer()'s arguments that the command line has, and its option for each.
 OPTIONS = {"num_steps": "--steps", "size": "--size", "content_weight": "--content-weight",
            "style_weight": "--style-weight", "tv_weight": "--tv-weight", "seed": "--seed",
-           "device": "--device", "preset": "--preset", "weights": "--weights"}
+           "device": "--device", "preset": "--preset", "weights": "--weights",
+           "style_blend": "--style-blend", "style_scale": "--style-scale",
+           "preserve_colors": "--original-colors"}
 
 
 def named(name: str) -> str:
@@ -51,6 +53,12 @@ def checked_settings(preset="gatys", **overrides) -> Preset:
     settings = get_preset(preset).with_overrides(**overrides)
     check_settings(settings)
     return settings
+def positive(name: str, value) -> float:
+    """``value`` as a finite float > 0."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+            or value <= 0):
+        raise SettingError(f"{named(name)} must be a finite number > 0, not {value!r}")
+    return float(value)
 
 
 def check_settings(settings: Preset) -> None:
@@ -67,6 +75,7 @@ def check_settings(settings: Preset) -> None:
         non_negative(name, getattr(settings, name))
     if non_negative("lr", settings.lr) == 0:
         raise SettingError("lr must be a finite number > 0, not 0.0")
+    positive("style_scale", settings.style_scale)
     if settings.lr_decay_step is not None:
         whole_number("lr_decay_step", settings.lr_decay_step, 1)
     if not settings.content_layers and not settings.style_layers:
@@ -99,11 +108,50 @@ def check_init(init) -> None:
 
 
 def check_sizes(shapes, layers) -> None:
-    """Each ``(source, (h, w))`` of the content and the style at least ``min_side(layers)``."""
-    for (source, (h, w)), label in zip(shapes, ("content", "style")):
+    """Each ``(source, (h, w))`` of the content, then the style(s), at least ``min_side(layers)``."""
+    for number, (source, (h, w)) in enumerate(shapes):
+        label = "content" if number == 0 else "style"
         if min(h, w) < min_side(layers):
             name = str(source) if isinstance(source, (str, os.PathLike)) else f"the {label} image"
             raise SettingError(
                 f"{name}, resized to {w}x{h} pixels, is too small for layer "
                 f"{layer_name(max(map(layer_index, layers)))}: each side needs at least "
                 f"{min_side(layers)} pixels; use a larger size or image_shape")
+def check_style_blend(style_blend, num_styles: int) -> tuple[float, ...]:
+    """One finite weight >= 0 per style image, not all 0, normalised to sum 1; None gives equal
+    weights."""
+    if num_styles < 1:
+        raise SettingError("style is an empty list: give at least one style image")
+    if style_blend is None:
+        return (1.0 / num_styles,) * num_styles
+    if isinstance(style_blend, numbers.Real):
+        style_blend = [style_blend]
+    try:
+        weights = list(style_blend)
+    except TypeError:
+        raise SettingError(f"{named('style_blend')} must be a list of weights, one per style "
+                           f"image, not {style_blend!r}") from None
+    if len(weights) != num_styles:
+        raise SettingError(f"{named('style_blend')} has {len(weights)} weight(s) for {num_styles} "
+                           f"style image(s): give one weight per style image")
+    for weight in weights:
+        if (isinstance(weight, bool) or not isinstance(weight, numbers.Real)
+                or not math.isfinite(weight) or weight < 0):
+            raise SettingError(f"{named('style_blend')} weights must be finite numbers >= 0, "
+                               f"not {weight!r}")
+    total = math.fsum(weights)
+    if total == 0:
+        raise SettingError(f"{named('style_blend')} weights are all 0: give at least one > 0")
+    return tuple(float(weight) / total for weight in weights)
+
+
+def check_preserve_colors(preserve_colors):
+    """None (colours from the style), ``"luminance"`` (True) or ``"histogram"``."""
+    if preserve_colors is False or preserve_colors is None:
+        return None
+    if preserve_colors is True:
+        return "luminance"
+    if isinstance(preserve_colors, str) and preserve_colors in ("luminance", "histogram"):
+        return preserve_colors
+    raise SettingError(f"{named('preserve_colors')} must be True, False, 'luminance' or "
+                       f"'histogram', not {preserve_colors!r}")

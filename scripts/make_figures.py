@@ -161,8 +161,49 @@ def training(net, out: Path, smoke: bool) -> None:
     print(f"wrote {out / 'training.png'}")
 
 
+def original_colors(net, out: Path, smoke: bool) -> None:
+    """Keeping the photograph's colours (Gatys et al. 2017): content | style | plain transfer |
+    luminance-only transfer | colour histogram matching first."""
+    rows = []
+    for _, content, style in pairs()[:2]:
+        row = [content, style]
+        for preserve_colors in (False, "luminance", "histogram"):
+            result = transfer(content, style, net=net, preserve_colors=preserve_colors,
+                              fast=True, size=48 if smoke else 128,
+                              num_steps=4 if smoke else 100, progress=False)
+            row.append(result.image)
+        rows.append(row)
+    save(grid(rows, 48 if smoke else 128), out, "original_colors.jpg")
+
+
+def style_blend(net, out: Path, smoke: bool) -> None:
+    """Two styles blended, the weight of the first swept from 1 to 0: swirls | five results |
+    mosaic."""
+    content, first, second = load_image(package_image("chelsea.png")), swirls(), mosaic()
+    row = [first]
+    for weight in (1.0, 0.75, 0.5, 0.25, 0.0):
+        result = transfer(content, [first, second], style_blend=[weight, 1 - weight], net=net,
+                          fast=True, size=48 if smoke else 128,
+                          num_steps=4 if smoke else 100, progress=False)
+        row.append(result.image)
+    save(grid([row + [second]], 48 if smoke else 128), out, "style_blend.jpg")
+
+
+def style_scale(net, out: Path, smoke: bool) -> None:
+    """The style image resized against the output: style_scale 0.5, 1, 2 (finer to coarser
+    strokes), after the content and the style."""
+    content, style = load_image(package_image("astronaut.png")), swirls()
+    row = [content, style]
+    for scale in (0.5, 1, 2):
+        result = transfer(content, style, net=net, style_scale=scale,
+                          fast=True, size=48 if smoke else 128,
+                          num_steps=4 if smoke else 100, progress=False)
+        row.append(result.image)
+    save(grid([row], 48 if smoke else 128), out, "style_scale.jpg")
+
+
 FIGURES = {f.__name__: f for f in (gallery, feature_maps, content_by_layer, texture_by_layer,
-                                   tv_sweep, training)}
+                                   tv_sweep, training, original_colors, style_blend, style_scale)}
 
 
 def main(argv=None) -> int:

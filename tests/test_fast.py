@@ -15,6 +15,7 @@ from d2lstyle.cli import main as cli_main
 import d2lstyle.speed.plan
 import d2lstyle.style_transfer
 from d2lstyle.objective import Objective
+from d2lstyle.speed.lbfgs import converged
 from d2lstyle.speed.plan import schedule
 from d2lstyle.errors import DeviceMemoryError
 from d2lstyle.memory import (PEAK_OVER_STORED, bytes_per_pixel, fitting_size,
@@ -71,6 +72,30 @@ def test_schedule_halves_the_sides_down_to_the_smallest_useful_level():
                                              ((300, 450), 250)]
     assert schedule((40, 60), 9, 16) == [((40, 60), 5)]  # 20 < MIN_COARSE_SIDE
     assert schedule((300, 450), 8, 100) == [((150, 225), 2), ((300, 450), 4)]  # deep layers
+
+
+def test_converged_by_hand():
+    # the best of the last 10 losses against the best before them, relative to the latter
+    assert not converged([5.0] * 10, 0.1)  # not enough evaluations to tell
+    assert converged([100.0, 50.0] + [49.0] * 10, 0.1)  # 2% better: below a 10% tolerance
+    assert not converged([100.0, 50.0] + [49.0] * 9 + [40.0], 0.1)  # 20% better
+    assert converged([100.0, 50.0] + [60.0] * 10, 0.0)  # worse trial points: no gain at all
+
+
+def test_coarse_levels_end_when_converged_so_num_steps_is_only_a_cap(net, images, monkeypatch):
+    monkeypatch.setattr(d2lstyle.speed.plan, "MIN_COARSE_SIDE", 16)
+
+    def coarse_history(num_steps):
+        """The records of the coarse level; the run is stopped at the first full-size one."""
+        result = transfer(*images, preset="d2l", net=net, image_shape=SHAPE, num_steps=num_steps,
+                          fast=True, progress=False,
+                          callback=lambda step, X, record: record["shape"] == SHAPE)
+        return [(r["shape"], r["total"]) for r in result.history[:-1]]
+
+    generous, very_generous = coarse_history(200), coarse_history(1000)
+    assert {shape for shape, _ in generous} == {(16, 24)}
+    assert len(generous) < 50  # its cap: a quarter of num_steps
+    assert generous == very_generous  # the cap did not set the work, the problem did
 
 
 def test_reduced_precision_keeps_grams_and_losses_float32(net, images):

@@ -7,8 +7,11 @@ the preset's (layers, loss weights, Gram normalisation, image size); only the wa
 changes: L-BFGS with a strong-Wolfe line search (:mod:`d2lstyle.speed.lbfgs`) on an image pyramid
 (the preset's objective with both sides halved, again and again, down to a shorter side of
 :data:`MIN_COARSE_SIDE`), the network in bfloat16 where the device has fast bfloat16 kernels
-(Gram matrices and losses stay float32), in channels_last. Why each lever, and what it
-measured: docs/performance.md.
+(Gram matrices and losses stay float32), in channels_last. Each coarse level ends when its loss
+has nearly stopped falling (a relative-change rule, :data:`COARSE_TOLERANCE`, see
+:func:`d2lstyle.speed.lbfgs.converged`), so its budget is only a cap; the full size runs until its
+budget or ``stop_at_loss``. Why each lever, and what
+it measured: docs/performance.md and docs/good-by-default.md.
 """
 
 from __future__ import annotations
@@ -21,14 +24,20 @@ import torch
 
 from ..presets import Preset
 
-# Budgets as fractions of the preset's num_steps: the full size gets FAST_STEP_FRACTION of them
-# as loss evaluations, the half-size level HALF_SIZE_STEP_FRACTION, each smaller level
-# SMALLER_STEP_FRACTION (the cheap levels get the most). Levels stop halving at MIN_COARSE_SIDE:
-# below it the features say too little about the full-size picture.
+# Budgets (caps) as fractions of the preset's num_steps: the full size gets FAST_STEP_FRACTION of
+# them as loss evaluations, the half-size level HALF_SIZE_STEP_FRACTION, each smaller level
+# SMALLER_STEP_FRACTION (the cheap levels get the most); coarse levels may end sooner, when
+# converged. Levels stop halving at MIN_COARSE_SIDE: below it the features say too little about
+# the full-size picture.
 FAST_STEP_FRACTION = 0.5
 HALF_SIZE_STEP_FRACTION = 0.25
 SMALLER_STEP_FRACTION = 0.5
 MIN_COARSE_SIDE = 32
+# A coarse level ends once its last WINDOW (10) evaluations lowered its best loss by less than
+# this fraction: past that point each further evaluation gains under about 2%, too little to
+# shorten the full size's run, and a generous num_steps would otherwise set the time. Measured on
+# the loss curves of the levels, docs/good-by-default.md.
+COARSE_TOLERANCE = 0.2
 
 Stage = tuple[tuple[int, int], int]  # ((h, w), optimiser steps or loss evaluations)
 
@@ -41,7 +50,8 @@ class Plan:
     budget as ``num_steps``). ``stages``: ``((h, w), steps)`` coarsest first, the full size last.
     ``line_search``: L-BFGS with a strong-Wolfe line search, one loss evaluation per step, the
     best image kept. ``amp_dtype``: the network's autocast dtype, None for float32.
-    ``channels_last``: the network's memory format.
+    ``channels_last``: the network's memory format. ``coarse_tolerance``: every stage but the
+    last ends once converged at this relative tolerance (None: each runs its whole budget).
     """
 
     settings: Preset
@@ -49,6 +59,7 @@ class Plan:
     line_search: bool = False
     amp_dtype: Optional[torch.dtype] = None
     channels_last: bool = False
+    coarse_tolerance: Optional[float] = None
 
 
 def make_plan(settings: Preset, content_shape: tuple[int, int], device: torch.device, fast: bool,
@@ -61,7 +72,7 @@ def make_plan(settings: Preset, content_shape: tuple[int, int], device: torch.de
     settings = replace(settings, optimizer="lbfgs", lr=1.0, lr_decay_step=None,
                        num_steps=fast_steps(settings.num_steps))
     return Plan(settings, tuple(stages), line_search=True, amp_dtype=autocast_dtype(device),
-                channels_last=True)
+                channels_last=True, coarse_tolerance=COARSE_TOLERANCE)
 
 
 def schedule(shape: tuple[int, int], num_steps: int, min_side: int) -> list[Stage]:
