@@ -32,8 +32,7 @@ import torch
 from d2lstyle import Objective, get_preset, transfer, vgg19
 import d2lstyle.speed.plan as plan
 from d2lstyle.book import book_loop
-from d2lstyle.images import load_image, offline_demo_images, package_image
-from d2lstyle.patterns import mosaic, swirls
+from d2lstyle.images import offline_demo_images
 from d2lstyle.style_transfer import image_shapes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,17 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # 200 evaluations, so that it could take at most 40% of the time of 200 plain steps.
 CANDIDATE_FULL_SIZE_FRACTION = 0.3
 sys.path.insert(0, str(ROOT / "scripts"))
-from make_figures import grid, save  # noqa: E402  (the figures' own helpers)
-
-
-def pairs():
-    """The gallery's three (name, content, style) triples."""
-    return [
-        ("astronaut_swirls", load_image(package_image("astronaut.png")), swirls()),
-        ("chelsea_mosaic", load_image(package_image("chelsea.png")), mosaic()),
-        ("rocket_hubble", load_image(package_image("rocket.jpg")),
-         load_image(package_image("hubble_deep_field.jpg"))),
-    ]
+from make_figures import grid, pairs, save  # noqa: E402  (the figures' own helpers and pairs)
 
 
 def gatys_objective(net, content, style, X, size) -> float:
