@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 
@@ -14,3 +15,14 @@ def images():
     content = np.stack([np.add.outer(ramp[:60] * 0.5, ramp * 0.5)] * 3, -1)  # (60, 80, 3)
     style = rng.integers(0, 256, size=(50, 70, 3))
     return Image.fromarray(content.astype(np.uint8)), Image.fromarray(style.astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def net():
+    """VGG19 with random weights from seed 0 (the caller's RNG untouched): fast, and the same in
+    every test module; the loops and shapes are what these tests check, not the picture."""
+    from d2lstyle import vgg19
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return vgg19(weights=None)

@@ -11,16 +11,10 @@ import torch
 from PIL import Image
 
 import d2lstyle
-from d2lstyle import preprocess, transfer, vgg19
+from d2lstyle import preprocess, transfer
 from d2lstyle.cli import main
 from d2lstyle.colors import (keep_colors, luminance, match_colors, match_luminance, rgb_to_ycbcr,
                              ycbcr_to_rgb)
-
-
-@pytest.fixture(scope="module")
-def net():
-    torch.manual_seed(0)
-    return vgg19(weights=None)
 
 
 @pytest.fixture(scope="module")

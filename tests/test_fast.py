@@ -25,12 +25,6 @@ from d2lstyle.presets import get_preset
 SHAPE = (32, 48)
 
 
-@pytest.fixture(scope="module")
-def net():
-    torch.manual_seed(0)
-    return vgg19(weights=None)
-
-
 def book_loss(net, content_img, style_img, X) -> float:
     """The book's total loss at the image X, float32, as a number."""
     with torch.no_grad():

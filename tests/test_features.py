@@ -5,14 +5,7 @@ import torch
 from torch import nn
 
 from d2lstyle.features import extract_features
-from d2lstyle.vgg import layer_index, truncate, vgg19
-
-
-@pytest.fixture(scope="module")
-def net():
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        return vgg19(weights=None)
+from d2lstyle.vgg import layer_index, truncate
 
 
 def _image(n=1, h=32, w=32, seed=0):

@@ -14,18 +14,12 @@ from PIL import Image
 import d2lstyle
 import d2lstyle.objective
 import d2lstyle.speed.plan
-from d2lstyle import transfer, vgg19
+from d2lstyle import transfer
 from d2lstyle.cli import main
 from d2lstyle.objective import Objective, blend_grams
 
 SIZE = 32
 KWARGS = dict(size=SIZE, num_steps=8, progress=False)
-
-
-@pytest.fixture(scope="module")
-def net():
-    torch.manual_seed(0)
-    return vgg19(weights=None)
 
 
 @pytest.fixture(scope="module")

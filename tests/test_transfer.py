@@ -15,12 +15,6 @@ from d2lstyle.objective import Objective
 SHAPE = (40, 56)  # small, so that 60 book steps take a second or two
 
 
-@pytest.fixture(scope="module")
-def net():
-    torch.manual_seed(0)
-    return vgg19(weights=None)
-
-
 def test_d2l_preset_matches_book_loop(net, images):
     # In float64, so that the two loops can agree to 1e-10 over 60 steps. In float32 they cannot,
     # whatever the code: Adam's first steps move every pixel by about lr whatever its gradient's

