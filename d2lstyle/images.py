@@ -24,8 +24,10 @@ ImageSource = Union[str, os.PathLike, Image.Image, np.ndarray]
 
 D2L_IMG_URL = "https://raw.githubusercontent.com/d2l-ai/d2l-en/master/img/"
 DEMO_URLS = (D2L_IMG_URL + "rainier.jpg", D2L_IMG_URL + "autumn-oak.jpg")
-# Offline stand-ins that ship inside scikit-image's wheel (both public domain, see README).
-OFFLINE_DEMO = ("astronaut.png", "hubble_deep_field.jpg")
+# Offline stand-ins: a photograph that ships inside scikit-image's wheel (public domain, see
+# README; 300x451, the 'd2l' preset's 2:3 shape, so nothing is stretched) and a painterly style
+# drawn by code (d2lstyle.patterns, CC0).
+OFFLINE_DEMO = ("chelsea.png", "swirls")
 # Formats Pillow decodes in-process (JPEG includes cameras' MPO files). Not EPS, which Pillow hands
 # to Ghostscript, nor the rarer formats, whose decoders have seen less use.
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM", "ICO")
@@ -139,22 +141,24 @@ def _decode(file, label: str) -> Image.Image:
 def demo_images(timeout: float = 10.0, verbose: bool = True) -> tuple[Image.Image, Image.Image]:
     """The book's pair, ``(content, style)``: rainier.jpg and autumn-oak.jpg, fetched and cached.
 
-    Offline, falls back to two public-domain images shipped inside scikit-image's wheel (the
-    astronaut Eileen Collins, NASA; the Hubble eXtreme Deep Field, NASA/ESA) and says so.
+    Offline, falls back to :func:`offline_demo_images` and says so.
     """
     try:
         return tuple(load_image(url, timeout=timeout) for url in DEMO_URLS)
     except ImageLoadError as error:
         content, style = offline_demo_images()
         if verbose:
-            print(f"d2lstyle: offline ({error}); using scikit-image's "
-                  f"{OFFLINE_DEMO[0]} and {OFFLINE_DEMO[1]} instead of the book's pair")
+            print(f"d2lstyle: offline ({error}); using scikit-image's {OFFLINE_DEMO[0]} and "
+                  f"d2lstyle.patterns.{OFFLINE_DEMO[1]}() instead of the book's pair")
         return content, style
 
 
 def offline_demo_images() -> tuple[Image.Image, Image.Image]:
-    """``(content, style)`` from scikit-image's bundled data: astronaut.png, hubble_deep_field.jpg."""
-    return tuple(load_image(package_image(name)) for name in OFFLINE_DEMO)
+    """``(content, style)`` without a network: scikit-image's chelsea.png (the cat Chelsea, 451x300)
+    and :func:`d2lstyle.patterns.swirls` (blue and yellow brush strokes, 512x384)."""
+    from . import patterns
+
+    return load_image(package_image(OFFLINE_DEMO[0])), getattr(patterns, OFFLINE_DEMO[1])()
 
 
 def package_image(name: str) -> Path:

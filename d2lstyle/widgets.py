@@ -44,8 +44,14 @@ NEEDS_WIDGETS = "the explorer needs ipywidgets: pip install ipywidgets, then res
 NO_WIDGET_VIEW = ("d2lstyle explorer: its widgets did not load here. Open the notebook in JupyterLab "
                   "(with ipywidgets installed) or on Colab and run the cell again.")
 
-PAIRS = ("demo pair (the book's; offline: astronaut + Hubble)", "astronaut + swirls",
+PAIRS = ("demo pair (the book's; offline: chelsea + swirls)", "astronaut + swirls",
          "chelsea + mosaic", "rocket + Hubble")
+# A second style to blend with the pair's (d2lstyle.transfer's style_blend); "the box" is an image
+# loaded with the "use as 2nd style" button.
+SECOND_STYLES = ("none", "swirls", "mosaic", "Hubble deep field", "the box")
+# The colour choices: transfer's preserve_colors values, labelled.
+COLOURS = (("the style's", False), ("the photo's (luminance)", "luminance"),
+           ("the photo's (histogram)", "histogram"))
 # Log10 of each weight slider's range: wide enough for both presets and for the rebalanced weights
 # that notebook 05 measures for the original network (style 0.1, TV 1e4).
 WEIGHT_EXPONENTS = {"content_weight": (-3, 3), "style_weight": (-3, 6), "tv_weight": (-1, 7)}
@@ -71,6 +77,17 @@ def load_pair(name: str) -> tuple[Image.Image, Image.Image]:
     if name == PAIRS[3]:
         return load_image(package_image("rocket.jpg")), load_image(package_image("hubble_deep_field.jpg"))
     raise ValueError(f"unknown pair {name!r}: choose one of {', '.join(PAIRS)}")
+
+
+def load_second_style(name: str) -> Image.Image:
+    """One of :data:`SECOND_STYLES`' built-in images (not ``"none"`` or ``"the box"``)."""
+    if name == "swirls":
+        return swirls()
+    if name == "mosaic":
+        return mosaic()
+    if name == "Hubble deep field":
+        return load_image(package_image("hubble_deep_field.jpg"))
+    raise ValueError(f"no built-in second style {name!r}: choose one of {', '.join(SECOND_STYLES[1:4])}")
 
 
 def uploaded_files(value) -> list[tuple[str, bytes]]:
@@ -192,7 +209,7 @@ class Explorer:
         self._thread: threading.Thread | None = None
         self._pair_cache: dict[str, tuple[Image.Image, Image.Image]] = {}
         # The user's own images (uploaded, or from a path or URL), each replacing one of the pair's.
-        self._own: dict[str, Image.Image | None] = {"content": None, "style": None}
+        self._own: dict[str, Image.Image | None] = {"content": None, "style": None, "second": None}
 
         wide = {"description_width": "110px"}
         layout = w.Layout(width="360px")
@@ -204,6 +221,7 @@ class Explorer:
                                style=wide, layout=layout)
         self.use_as_content = w.Button(description="use as content")
         self.use_as_style = w.Button(description="use as style")
+        self.use_as_second = w.Button(description="use as 2nd style")
         self.preset = w.Dropdown(options=list(PRESETS), value=get_preset(preset).name,
                                  description="preset", style=wide, layout=layout)
         self.sliders = {
@@ -219,6 +237,18 @@ class Explorer:
                                 style=wide, layout=layout, continuous_update=False)
         self.num_steps = w.IntSlider(value=1, min=1, max=1000, description="steps", style=wide,
                                      layout=layout, continuous_update=False)
+        self.second_style = w.Dropdown(options=SECOND_STYLES, value="none", description="2nd style",
+                                       style=wide, layout=layout)
+        self.blend = w.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, disabled=True,
+                                   description="1st style's share", readout_format=".2f",
+                                   style=wide, layout=layout, continuous_update=False)
+        self.style_scale = w.FloatLogSlider(value=1.0, base=2, min=-2, max=2, step=0.25,
+                                            description="style scale", readout_format=".3g",
+                                            style=wide, layout=layout, continuous_update=False)
+        self.colours = w.Dropdown(options=COLOURS, value=False, description="colours", style=wide,
+                                  layout=layout)
+        self.fast = w.Checkbox(value=False, description="fast (image pyramid, line search)",
+                               style=wide, layout=layout)
         self.run_button = w.Button(description="Run", button_style="success", icon="play")
         self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop",
                                     disabled=True)
@@ -232,6 +262,9 @@ class Explorer:
         for name, part in (("preview", self.preview), ("losses", self.losses), ("status", self.status),
                            ("run", self.run_button), ("stop", self.stop_button),
                            ("size", self.size), ("steps", self.num_steps),
+                           ("second-style", self.second_style), ("blend", self.blend),
+                           ("style-scale", self.style_scale), ("colours", self.colours),
+                           ("fast", self.fast),
                            *((key.replace("_", "-"), slider) for key, slider in self.sliders.items())):
             part.add_class(f"d2lstyle-{name}")
 
@@ -244,14 +277,17 @@ class Explorer:
         self._watch_upload(self.style_file, "style")
         self.use_as_content.on_click(lambda button: self.load("content"))
         self.use_as_style.on_click(lambda button: self.load("style"))
+        self.use_as_second.on_click(lambda button: self.load("second"))
+        self.second_style.observe(lambda change: self._second_changed(), names="value")
         self.run_button.on_click(lambda button: self.run())
         self.stop_button.on_click(lambda button: self.stop())
         self._show_inputs()
 
         controls = w.VBox([self.pair, w.HBox([self.content_file, self.style_file]), self.location,
-                           w.HBox([self.use_as_content, self.use_as_style]), self.preset,
-                           *self.sliders.values(), self.content_layer, self.style_layers,
-                           self.size, self.num_steps,
+                           w.HBox([self.use_as_content, self.use_as_style, self.use_as_second]),
+                           self.preset, *self.sliders.values(), self.content_layer,
+                           self.style_layers, self.size, self.num_steps, self.second_style,
+                           self.blend, self.style_scale, self.colours, self.fast,
                            w.HBox([self.run_button, self.stop_button])])
         views = w.VBox([w.HBox([self.content_view, self.style_view]), self.preview, self.losses])
         self.widget = w.VBox([w.HBox([controls, views]), self.status])
@@ -266,13 +302,19 @@ class Explorer:
         self.content_layer.value = preset.content_layers[0]
         self.style_layers.value = tuple(preset.style_layers)
         self.num_steps.value = preset.num_steps
+        self.style_scale.value = preset.style_scale
 
     def settings(self) -> dict:
         """The keyword arguments the widgets give :func:`d2lstyle.transfer` (images aside)."""
+        blend = None
+        if self.second_style.value != "none":
+            blend = [self.blend.value, 1.0 - self.blend.value]
         return dict(preset=self.preset.value, size=self.size.value, num_steps=self.num_steps.value,
                     content_layers=[self.content_layer.value],
                     style_layers=list(self.style_layers.value),
-                    **{key: slider.value for key, slider in self.sliders.items()})
+                    **{key: slider.value for key, slider in self.sliders.items()},
+                    style_blend=blend, style_scale=self.style_scale.value,
+                    preserve_colors=self.colours.value, fast=self.fast.value)
 
     def images(self) -> tuple[Image.Image, Image.Image]:
         """``(content, style)``: the chosen pair, with either side replaced by an uploaded file."""
@@ -282,26 +324,49 @@ class Explorer:
         content, style = self._pair_cache[name]
         return self._own["content"] or content, self._own["style"] or style
 
+    def styles(self) -> list[Image.Image]:
+        """The style images of the next run: the pair's (or the user's), then the second style's
+        if one is chosen (``"the box"``: the image loaded with "use as 2nd style")."""
+        choice = self.second_style.value
+        first = [self.images()[1]]
+        if choice == "none":
+            return first
+        if choice == "the box":
+            if self._own["second"] is None:
+                raise ImageLoadError("2nd style: load an image with the box and "
+                                     "\"use as 2nd style\" first")
+            return first + [self._own["second"]]
+        if choice not in self._pair_cache:
+            self._pair_cache[choice] = (None, load_second_style(choice))
+        return first + [self._pair_cache[choice][1]]
+
+    def _second_changed(self) -> None:
+        self.blend.disabled = self.second_style.value == "none"
+
     def load(self, side: str, location: str | None = None) -> bool:
         """Use the image at ``location`` (default: the box's text), a path or an http(s) URL read
-        by :func:`d2lstyle.load_image`, as the ``"content"`` or the ``"style"``. Returns whether
+        by :func:`d2lstyle.load_image`, as the ``"content"``, the ``"style"`` or the ``"second"``
+        style (which also chooses "the box" as the 2nd style). Returns whether
         it did; if not, the status line says why in one line."""
         location = (self.location.value if location is None else location).strip()
+        side_name = "2nd style" if side == "second" else side
         if not location:
-            self._say(f"{side}: type a path or an http(s) URL in the box first", error=True)
+            self._say(f"{side_name}: type a path or an http(s) URL in the box first", error=True)
             return False
         try:
             img = load_image(os.path.expanduser(location))
         except ImageLoadError as error:
-            self._say(f"{side}: {error}", error=True)
+            self._say(f"{side_name}: {error}", error=True)
             return False
         self._own[side] = img
+        if side == "second":
+            self.second_style.value = "the box"
         self._show_inputs()
-        self._say(f"{side}: {location} ({img.size[0]}x{img.size[1]} pixels)")
+        self._say(f"{side_name}: {location} ({img.size[0]}x{img.size[1]} pixels)")
         return True
 
     def _pair_changed(self) -> None:
-        self._own = {"content": None, "style": None}  # a chosen pair replaces the user's images
+        self._own.update(content=None, style=None)  # a chosen pair replaces the user's images
         self._show_inputs()
 
     def _watch_upload(self, upload, side: str) -> None:
@@ -373,7 +438,7 @@ class Explorer:
         """The background thread: build the network once, run the transfer, update the views."""
         try:
             settings = self.settings()
-            content, style = self.images()
+            content, style = self.images()[0], self.styles()
             if self.net is None:
                 self._say("building the network (once) ...")
                 self.net = vgg19(self.weights)

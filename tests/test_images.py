@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from d2lstyle import images
+from d2lstyle.patterns import swirls
 from d2lstyle.images import (DEMO_URLS, OFFLINE_DEMO, ImageLoadError, demo_images, fit_longest_side,
                              load_image, package_image, postprocess, preprocess)
 from d2lstyle.vgg import IMAGENET_MEAN, IMAGENET_STD
@@ -303,13 +304,13 @@ class TestDemoImages:
         lines = capsys.readouterr().out.splitlines()
         assert len(lines) == 1
         assert "offline" in lines[0] and "simulated: no network" in lines[0]
-        assert OFFLINE_DEMO == ("astronaut.png", "hubble_deep_field.jpg")
-        assert "astronaut.png" in lines[0] and "hubble_deep_field.jpg" in lines[0]
-        for got, name in zip((content, style), OFFLINE_DEMO):
-            with Image.open(package_image(name)) as expected:
-                assert got.mode == "RGB"
-                assert got.size == expected.size
-                assert np.array_equal(np.asarray(got), np.asarray(expected.convert("RGB")))
+        assert OFFLINE_DEMO == ("chelsea.png", "swirls")
+        assert "chelsea.png" in lines[0] and "d2lstyle.patterns.swirls()" in lines[0]
+        with Image.open(package_image("chelsea.png")) as expected:
+            assert content.mode == "RGB" and content.size == (451, 300)
+            assert np.array_equal(np.asarray(content), np.asarray(expected.convert("RGB")))
+        assert style.mode == "RGB"
+        assert np.array_equal(np.asarray(style), np.asarray(swirls()))
 
     def test_quiet(self, no_network, capsys):
         demo_images(verbose=False)

@@ -189,5 +189,5 @@ def test_end_to_end_original_weights(original_net):
     ours = luminance(result.image)
     assert correlation(ours, photo) > 0.5
     assert correlation(ours, photo) > correlation(ours, photo[::-1]) + 0.3
-    # and the colours moved towards the style's (the Hubble field is far darker than the photo)
+    # and the colours moved towards the style's (the swirls are far darker than the photo)
     assert ours.mean() < photo.mean()

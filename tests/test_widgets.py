@@ -151,7 +151,8 @@ def test_the_preset_fills_the_knobs_and_keeps_the_size(explorer):
     assert explorer.settings() == dict(
         preset="gatys", size=48, num_steps=3, content_layers=["relu4_2"],
         style_layers=["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"],
-        content_weight=1.0, style_weight=10.0, tv_weight=10.0)
+        content_weight=1.0, style_weight=10.0, tv_weight=10.0, style_blend=None, style_scale=1.0,
+        preserve_colors=False, fast=False)
     explorer.preset.value = "d2l"
     d2l = PRESETS["d2l"]
     settings = explorer.settings()
@@ -169,6 +170,52 @@ def test_moving_the_widgets_changes_the_settings(explorer):
     assert settings["style_layers"] == ["relu1_1", "relu3_1"] and settings["content_layers"] == ["conv4_2"]
     slider = explorer.sliders["tv_weight"]
     assert (slider.base, slider.min, slider.max) == (10, -1, 7)  # log scale: 0.1 ... 1e7
+
+
+def test_a_second_style_blends_with_the_first_by_the_slider(explorer):
+    assert explorer.blend.disabled and len(explorer.styles()) == 1
+    explorer.second_style.value = "mosaic"
+    explorer.blend.value = 0.7
+    assert not explorer.blend.disabled
+    assert explorer.settings()["style_blend"] == pytest.approx([0.7, 0.3])
+    first, second = explorer.styles()
+    assert first is explorer.images()[1] and second.size == (512, 384)
+    explorer.second_style.value = "none"
+    assert explorer.settings()["style_blend"] is None and explorer.blend.disabled
+
+
+def test_the_box_gives_a_second_style_and_says_when_it_has_none(explorer, tmp_path):
+    explorer.second_style.value = "the box"
+    with pytest.raises(ImageLoadError, match='2nd style: load an image with the box and "use as 2nd style" first'):
+        explorer.styles()
+    (tmp_path / "red.png").write_bytes(png_bytes())
+    assert explorer.load("second", str(tmp_path / "red.png"))
+    assert explorer.second_style.value == "the box"
+    assert explorer.styles()[1].getpixel((0, 0)) == (255, 0, 0)
+    assert "2nd style: " in explorer.status.value and "(40x30 pixels)" in explorer.status.value
+    explorer.pair.value = widgets.PAIRS[2]  # a new pair keeps the second style
+    assert explorer.styles()[1].getpixel((0, 0)) == (255, 0, 0)
+
+
+def test_scale_colours_and_fast_reach_the_settings(explorer):
+    explorer.style_scale.value = 0.5
+    explorer.colours.value = "histogram"
+    explorer.fast.value = True
+    settings = explorer.settings()
+    assert (settings["style_scale"], settings["preserve_colors"], settings["fast"]) == (0.5, "histogram", True)
+    assert (explorer.style_scale.min, explorer.style_scale.max) == (-2, 2)  # 1/4 ... 4
+    assert [value for label, value in widgets.COLOURS] == [False, "luminance", "histogram"]
+
+
+def test_a_run_with_two_styles_original_colours_and_fast(explorer):
+    explorer.second_style.value = "swirls"
+    explorer.colours.value = "luminance"
+    explorer.fast.value = True
+    explorer.num_steps.value = 4
+    assert explorer.run(wait=True)
+    assert explorer.result is not None, explorer.status.value
+    assert explorer.preview.value == widgets.to_png(explorer.result.image)
+    assert "done: " in explorer.status.value
 
 
 def test_an_upload_replaces_one_side_until_a_pair_is_chosen(explorer):
