@@ -51,3 +51,45 @@ def mosaic(width: int = 512, height: int = 384, cells: int = 260, seed: int = 0)
     shade = 1 - 0.25 * np.clip(first / 40, 0, 1)  # a little darker towards each cell's edge
     image = np.clip(image * shade[:, None], 0, 255).astype(np.uint8).reshape(height, width, 3)
     return Image.fromarray(image).filter(ImageFilter.SMOOTH)
+
+
+def pointillism(width: int = 512, height: int = 384, seed: int = 0) -> Image.Image:
+    """Dabs of pure colour in the manner of Seurat: small round dots on a cream ground, their
+    colours drawn from a palette whose odds drift across the picture (sky above, greens below)."""
+    rng = np.random.default_rng(seed)
+    img = Image.new("RGB", (width, height), (236, 228, 205))
+    draw = ImageDraw.Draw(img)
+    palette = np.array([(40, 90, 200), (120, 170, 230), (245, 200, 60), (230, 110, 40),
+                        (60, 140, 70), (150, 200, 80), (200, 60, 90), (250, 245, 230)])
+    sky = np.array([4, 4, 2, 0.5, 0.3, 0.3, 0.4, 2.0])     # odds at the top
+    ground = np.array([0.6, 0.5, 1.5, 1.5, 4, 3, 1.0, 0.5])  # odds at the bottom
+    dots = int(14000 * width * height / (512 * 384))
+    for _ in range(dots):
+        x, y = rng.uniform(0, width), rng.uniform(0, height)
+        t = np.clip(y / height + 0.15 * np.sin(x / 60), 0, 1)  # a wavy horizon
+        odds = (1 - t) * sky + t * ground
+        colour = np.clip(palette[rng.choice(len(palette), p=odds / odds.sum())]
+                         + rng.integers(-15, 16, 3), 0, 255)
+        r = rng.uniform(1.5, 3.5)
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=tuple(int(c) for c in colour))
+    return img
+
+
+def text_image(text: str, width: int = 512, height: int = 256, colour=(20, 20, 20),
+               background=(250, 250, 245)) -> Image.Image:
+    """``text`` in large letters, centred, drawn with PIL.ImageDraw and Pillow's own font (the
+    book's exercise 4: stylise text). The font size is the largest at which the text fits."""
+    from PIL import ImageFont
+
+    img = Image.new("RGB", (width, height), background)
+    draw = ImageDraw.Draw(img)
+    size = height
+    while size > 8:
+        font = ImageFont.load_default(size=size)
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        if right - left <= 0.9 * width and bottom - top <= 0.8 * height:
+            break
+        size = int(size * 0.9)
+    draw.text(((width - (right - left)) / 2 - left, (height - (bottom - top)) / 2 - top), text,
+              font=font, fill=colour)
+    return img

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from d2lstyle.patterns import mosaic, swirls
+from d2lstyle.patterns import mosaic, pointillism, swirls, text_image
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,9 +44,21 @@ def test_readme_pictures_exist():
 
 
 def test_patterns_are_deterministic_and_colourful():
-    for draw in (swirls, mosaic):
+    for draw in (swirls, mosaic, pointillism):
         a, b = np.asarray(draw(96, 64, seed=1)), np.asarray(draw(96, 64, seed=1))
         assert a.shape == (64, 96, 3)
         assert np.array_equal(a, b), f"{draw.__name__} is not deterministic for a seed"
         assert not np.array_equal(a, np.asarray(draw(96, 64, seed=2)))
         assert a.std(axis=(0, 1)).min() > 15, f"{draw.__name__} has too little contrast to be a style"
+
+
+def test_text_image_is_dark_letters_centred_on_a_light_ground():
+    img = np.asarray(text_image("d2l", 256, 128)).astype(int)
+    assert img.shape == (128, 256, 3)
+    dark = img.sum(axis=2) < 3 * 128  # the letters' pixels
+    assert 0.05 < dark.mean() < 0.5, "the word should cover some, not most, of the picture"
+    rows, cols = np.nonzero(dark)
+    # centred: the ink's bounding box has about equal margins left and right, top and bottom
+    assert abs(cols.min() - (255 - cols.max())) <= 4 and abs(rows.min() - (127 - rows.max())) <= 4
+    assert cols.max() - cols.min() <= 0.9 * 256 + 1  # and it fits
+    assert tuple(img[0, 0]) == (250, 250, 245)
