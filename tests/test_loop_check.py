@@ -167,3 +167,14 @@ def test_hooks_are_removed_afterwards():
     with pytest.raises(AssertionError):
         checks.check_train_loop(lambda *args: loop(*args, zero_grad=False))
     assert len(_global_optimizer_pre_hooks) == before
+
+
+def test_leaves_the_global_rng_and_the_threads_alone():
+    """The book's SynthesizedImage draws from torch.rand; the check runs with one thread."""
+    threads = torch.get_num_threads()
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    checks.check_train_loop(checks.book_train)
+    torch.testing.assert_close(torch.rand(3), expected)
+    assert torch.get_num_threads() == threads

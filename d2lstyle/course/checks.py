@@ -984,7 +984,7 @@ def check_train_loop(fn: Callable) -> None:
     (compared with the gradient of the book's loss at that image), and where gradients flow.
     The result is compared with :func:`book_train`'s.
     """
-    with _OneThread():
+    with _OneThread(), torch.random.fork_rng(devices=[]):  # SynthesizedImage draws torch.rand
         _check_train_loop(fn)
 
 
