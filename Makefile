@@ -9,6 +9,9 @@
 #   make figures   regenerate the figures (scripts/make_figures.py)
 #   make colab-check  run every notebook's set-up cell and a smoke run in a mirror of Colab's
 #                  runtime (.colab-venv, Python 3.13; scripts/colab_check.py). Not part of .ci/run.
+#   make grade-check  nbgrader in a venv of its own (.nbgrader-venv): generate the student
+#                  versions, autograde the solutions and the untouched student versions, print
+#                  the points (scripts/grade_check.py; about 15 minutes on 2 cores). Not part of .ci/run.
 #
 # Overridable: PYTHON (default python3), VENV (default .venv), PYTEST_ARGS, DEMO_ARGS,
 # COLAB_PYTHON (default python3.13, the Python Colab runs).
@@ -19,11 +22,12 @@ D2L_VERSION ?= 1.0.3
 PYTEST_ARGS ?=
 DEMO_ARGS   ?=
 COLAB_PYTHON ?= python3.13
+NBGRADER_VENV ?= .nbgrader-venv
 
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test figures colab-check clean-venv
+.PHONY: venv demo test figures colab-check grade-check clean-venv
 
 venv: $(STAMP)
 
@@ -46,6 +50,12 @@ figures: venv
 
 colab-check:
 	$(COLAB_PYTHON) scripts/colab_check.py
+
+grade-check:
+	test -x $(NBGRADER_VENV)/bin/nbgrader || ($(PYTHON) -m venv $(NBGRADER_VENV) && \
+	  $(NBGRADER_VENV)/bin/pip install nbgrader -e ".[notebooks]" && \
+	  $(NBGRADER_VENV)/bin/pip install --no-deps "d2l==$(D2L_VERSION)")
+	$(PYTHON) scripts/grade_check.py --nbgrader $(NBGRADER_VENV)/bin/nbgrader
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,8 +1,11 @@
 """d2lstyle.course.exercises: student versions strip every solution and output; bad input fails cleanly;
-the series has its checked exercises; nbgrader's own generate_assignment reads the same markers."""
+the series has its checked exercises (solution cell, then a read-only test cell with points) and model
+answers to its open ones; nbgrader's own generate_assignment makes the same student versions.
+scripts/grade_check.py runs nbgrader's autograde on the whole series (not part of the suite)."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -99,7 +102,8 @@ def test_unbalanced_markers(source, message):
 
 
 def test_student_version_of_the_series(tmp_path):
-    """Every solution region and every output is gone; every other cell is unchanged."""
+    """Every solution region and every output is gone; test cells are locked as nbgrader locks
+    them; every other cell is unchanged."""
     out = tmp_path / "student"
     done = run("student", NOTEBOOKS, out)
     assert done.returncode == 0, done.stderr
@@ -110,10 +114,19 @@ def test_student_version_of_the_series(tmp_path):
         nbformat.validate(student)
         assert len(student.cells) == len(original.cells)
         for before, after in zip(original.cells, student.cells):
-            assert after.metadata == before.metadata and after.cell_type == before.cell_type
+            assert after.cell_type == before.cell_type
+            locks = {key: after.metadata.pop(key) for key in ("deletable", "editable") if key in after.metadata}
+            assert after.metadata == before.metadata
+            if exercises.is_test(before):
+                assert locks == {"deletable": False, "editable": False}
+            elif exercises.is_solution(before):
+                assert locks == {"deletable": False}
+            else:
+                assert locks == {}
             if exercises.BEGIN in before.source:
                 assert "SOLUTION" not in after.source
-                assert after.source.count("raise NotImplementedError()") == before.source.count(exercises.BEGIN)
+                stub = "raise NotImplementedError()" if before.cell_type == "code" else "YOUR ANSWER HERE"
+                assert after.source.count(stub) == before.source.count(exercises.BEGIN)
                 total += before.source.count(exercises.BEGIN)
             else:
                 assert after.source == before.source
@@ -124,20 +137,67 @@ def test_student_version_of_the_series(tmp_path):
     assert all(nbformat.read(path, as_version=4) for path in SERIES)
 
 
+def test_solution_cell_without_markers_is_replaced_whole():
+    nb = tiny_notebook("x = 42", "print(x)")
+    nb.cells[0].metadata["nbgrader"] = {"solution": True, "grade": False, "locked": False, "grade_id": "a",
+                                        "schema_version": 3, "task": False}
+    student, regions = exercises.student_notebook(nb)
+    assert regions == 1 and student.cells[0].source == "# YOUR CODE HERE\nraise NotImplementedError()"
+    assert student.cells[1].source == "print(x)" and student.cells[0].metadata["deletable"] is False
+
+
 def test_at_least_ten_checked_exercises_across_the_series():
+    """Each coding exercise: a solution cell (solution, not graded, not locked), then a read-only
+    test cell with points that calls its check on the function the solution cell defines."""
     found = [row for path in SERIES for row in exercises.exercises(nbformat.read(path, as_version=4), path.name)]
     assert len(found) >= 10, found
     for row in found:
-        assert row["check"] and row["function"], f"{row['notebook']} cell {row['cell']} calls no check"
+        where = f"{row['notebook']} cell {row['cell']}"
+        assert row["check"] and row["function"], f"{where} is not followed by a test cell that calls a check"
         assert row["regions"] == 1
         assert hasattr(checks, row["check"]), row["check"]
+        cells = nbformat.read(NOTEBOOKS / row["notebook"], as_version=4).cells
+        solution, test = cells[row["cell"]].metadata["nbgrader"], cells[row["test_cell"]].metadata["nbgrader"]
+        assert (solution["solution"], solution["grade"], solution["locked"]) == (True, False, False), where
+        assert (test["solution"], test["grade"], test["locked"]) == (False, True, True), where
+        assert test["points"] > 0 and test["grade_id"] != solution["grade_id"], where
+        assert f"def {row['function']}(" in cells[row["cell"]].source, where
     assert {row["notebook"][:2] for row in found} == {"01", "02", "03", "04", "05"}
+    assert any(row["check"] == "check_train_loop" for row in found), "notebook 05's loop exercise"
     done = run("list", NOTEBOOKS)
-    assert done.returncode == 0 and done.stdout.strip().endswith(f"{len(found)} exercises")
+    points = sum(row["points"] for row in found)
+    assert done.returncode == 0 and done.stdout.strip().endswith(f"{len(found)} exercises, {points:g} points")
+
+
+def test_every_check_call_is_in_a_test_cell():
+    """No check is called from a cell the learner edits: the autograder counts test cells only."""
+    for path in SERIES:
+        for index, cell in enumerate(nbformat.read(path, as_version=4).cells):
+            if exercises.is_solution(cell):
+                assert "checks.check_" not in cell.source, f"{path.name} cell {index}"
+
+
+@pytest.mark.parametrize("path", SERIES, ids=[path.stem for path in SERIES])
+def test_open_exercises_have_model_answers(path):
+    """Right after the Exercises list: one markdown answer cell, its model answers between solution
+    markers, numbered as the exercises are, marked as nbgrader's manually graded answer (0 points,
+    so that the autograded points are the coding exercises')."""
+    cells = nbformat.read(path, as_version=4).cells
+    index = next(i for i, cell in enumerate(cells) if cell.cell_type == "markdown"
+                 and cell.source.startswith("## Exercises"))
+    asked = re.findall(r"^(\d+)\. ", cells[index].source, re.M)
+    answers = cells[index + 1]
+    assert answers.cell_type == "markdown" and exercises.BEGIN in answers.source
+    meta = answers.metadata["nbgrader"]
+    assert (meta["solution"], meta["grade"], meta["points"]) == (True, True, 0)
+    region = answers.source.split(exercises.BEGIN)[1].split(exercises.END)[0]
+    answered = re.findall(r"^(\d+)\. ", region, re.M)
+    assert answered == asked and len(asked) >= 5, (asked, answered)
 
 
 def test_student_notebook_stops_at_its_first_exercise(tmp_path, monkeypatch):
-    """The student 02 runs in smoke mode up to its first exercise and stops there."""
+    """The student 02 runs in smoke mode up to its first test cell and stops there: the solution
+    cell defines a function that is not written yet, and its test cell says so."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
@@ -147,7 +207,8 @@ def test_student_notebook_stops_at_its_first_exercise(tmp_path, monkeypatch):
     shutil.copy(NOTEBOOKS / name, src / name)
     assert run("student", src, tmp_path / "out").returncode == 0
     nb = nbformat.read(tmp_path / "out" / name, as_version=4)
-    first = next(i for i, cell in enumerate(nb.cells) if "raise NotImplementedError()" in cell.source)
+    first = next(i for i, cell in enumerate(nb.cells) if exercises.is_test(cell))
+    assert "raise NotImplementedError()" in nb.cells[first - 1].source
     monkeypatch.setenv("D2LSTYLE_SMOKE", "1")
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
@@ -239,13 +300,14 @@ def nbgrader_command():
 
 
 def test_nbgrader_generate_assignment_reads_the_same_markers(tmp_path):
-    """Where nbgrader is installed, its own generate_assignment strips the series' notebook 02
-    exactly as ours does (the solution region, at the markers' indentation), outputs included."""
+    """Where nbgrader is installed, its own generate_assignment accepts every notebook of the series
+    (its metadata validator included) and makes the same student versions as ours: the same sources
+    (code and markdown solution regions), no outputs, the same lock flags."""
     command = nbgrader_command()
     course = tmp_path / "course"
     (course / "source" / "ps1").mkdir(parents=True)
-    name = "02_content_loss.ipynb"
-    shutil.copy(NOTEBOOKS / name, course / "source" / "ps1" / name)
+    for path in SERIES:
+        shutil.copy(path, course / "source" / "ps1" / path.name)
     (course / "nbgrader_config.py").write_text(
         "c = get_config()\nc.CourseDirectory.root = r'%s'\nc.CourseDirectory.course_id = 'd2lstyle'\n" % course)
     # nbgrader runs `alembic` from its own environment's bin folder: put that first on PATH.
@@ -254,13 +316,16 @@ def test_nbgrader_generate_assignment_reads_the_same_markers(tmp_path):
                                      "--CourseDirectory.db_url=sqlite:///" + str(tmp_path / "gradebook.db")],
                           capture_output=True, text=True, cwd=course, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
-    theirs = nbformat.read(course / "release" / "ps1" / name, as_version=4)
-    ours, regions = exercises.student_notebook(nbformat.read(NOTEBOOKS / name, as_version=4))
-    assert regions >= 1 and len(theirs.cells) == len(ours.cells)
-    for mine, other in zip(ours.cells, theirs.cells):
-        assert other.source == mine.source
-        if other.cell_type == "code":
-            assert other.outputs == []
+    for path in SERIES:
+        theirs = nbformat.read(course / "release" / "ps1" / path.name, as_version=4)
+        ours, regions = exercises.student_notebook(nbformat.read(path, as_version=4))
+        assert regions >= 1 and len(theirs.cells) == len(ours.cells)
+        for mine, other in zip(ours.cells, theirs.cells):
+            assert other.source == mine.source, path.name
+            for key in ("deletable", "editable"):
+                assert other.metadata.get(key) == mine.metadata.get(key), (path.name, key, mine.source[:60])
+            if other.cell_type == "code":
+                assert other.outputs == []
 
 
 def test_old_names_still_work_for_one_release():

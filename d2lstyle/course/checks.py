@@ -20,7 +20,7 @@ have their reference here, next to their check.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 
@@ -793,3 +793,365 @@ def check_adain(fn: Callable) -> None:
                          "the statistics are per channel: mean and std over (2, 3), keepdim=True")])
         _needs_grad(name, _as_tensor(got, name, described), described, "x")
     _ok(name, "AdaIN (per-channel mean and std over positions)", [c[0] for c in cases])
+
+
+# ----------------------------------------------------------------------------- the loop (05)
+
+# The loop exercise's settings: the "d2l" preset (Adam, StepLR) with layers that exist in the
+# 9-module _small_net (indices 1, 3, 6, 8 are relu1_1, relu1_2, relu2_1, relu2_2 of VGG19's names),
+# a few dozen steps, a decay every 10 steps so that three decays happen, and weights that give
+# each term of the loss a gradient of similar size on the small network's tiny features.
+LOOP_SHAPE = (1, 3, 12, 16)
+
+
+def loop_settings():
+    """The :class:`d2lstyle.Preset` that :func:`check_train_loop` passes to the learner's loop."""
+    from ..presets import PRESETS
+
+    return PRESETS["d2l"].with_overrides(
+        content_layers=["relu2_1"], style_layers=["relu1_1", "relu1_2", "relu2_2"],
+        content_weight=1e3, style_weight=1e3, tv_weight=1.0, lr=0.05, num_steps=30,
+        lr_decay_step=10, lr_decay=0.5)
+
+
+def book_train(content_X: torch.Tensor, style_X: torch.Tensor, net, settings) -> torch.Tensor:
+    """The reference of the loop exercise: the chapter's ``get_contents``, ``get_styles``,
+    ``get_inits`` and ``train`` (D2L 14.12) in one function, with the layers, weights and
+    schedule of ``settings`` instead of the book's globals. Images (1, 3, h, w) in the book's
+    normalised space; returns the synthesised image (1, 3, h, w), detached."""
+    from .. import book
+    from ..vgg import layer_index
+
+    content_layers = [layer_index(layer) for layer in settings.content_layers]
+    style_layers = [layer_index(layer) for layer in settings.style_layers]
+    contents_Y, _ = book.extract_features(content_X, content_layers, style_layers, net)
+    _, styles_Y = book.extract_features(style_X, content_layers, style_layers, net)
+    gen_img = book.SynthesizedImage(content_X.shape, content_X.dtype)
+    gen_img.weight.data.copy_(content_X.data)
+    X = gen_img()
+    styles_Y_gram = [book.gram(Y) for Y in styles_Y]
+    trainer = torch.optim.Adam(gen_img.parameters(), lr=settings.lr)
+    scheduler = torch.optim.lr_scheduler.StepLR(trainer, settings.lr_decay_step, settings.lr_decay)
+    for epoch in range(settings.num_steps):
+        trainer.zero_grad()
+        contents_Y_hat, styles_Y_hat = book.extract_features(X, content_layers, style_layers, net)
+        contents_l = [book.content_loss(Y_hat, Y) * settings.content_weight
+                      for Y_hat, Y in zip(contents_Y_hat, contents_Y)]
+        styles_l = [book.style_loss(Y_hat, Y) * settings.style_weight
+                    for Y_hat, Y in zip(styles_Y_hat, styles_Y_gram)]
+        l = sum(styles_l + contents_l + [book.tv_loss(X) * settings.tv_weight])
+        l.backward()
+        trainer.step()
+        scheduler.step()
+    return X.detach()
+
+
+class _LoopRecorder:
+    """Watches a training loop from outside: every forward pass of ``net`` (its input, and
+    whether a gradient later reached its outputs) and every optimiser step (the optimiser, its
+    parameters, the learning rate, the image and its gradient just before the update)."""
+
+    def __init__(self, net, image_shape):
+        self.net, self.image_shape = net, tuple(image_shape)
+        self.passes: list[dict] = []
+        self.steps: list[dict] = []
+        self.handles = []
+
+    def __enter__(self):
+        from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+        self.handles.append(self.net[0].register_forward_pre_hook(self._pass))
+        for module in self.net:
+            self.handles.append(module.register_forward_hook(self._output))
+        self.handles.append(register_optimizer_step_pre_hook(self._step))
+        return self
+
+    def __exit__(self, *exc):
+        for handle in self.handles:
+            handle.remove()
+        return False
+
+    def _pass(self, module, inputs):
+        X = inputs[0]
+        self.passes.append({"input": X.detach().clone(), "requires_grad": X.requires_grad,
+                            "step": len(self.steps), "grad_at": set()})
+
+    def _output(self, module, inputs, output):
+        if isinstance(output, torch.Tensor) and output.requires_grad and self.passes:
+            record = self.passes[-1]
+            output.register_hook(lambda grad: record["grad_at"].add(len(self.steps)))
+
+    def _step(self, optimizer, args, kwargs):
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        images = [p for p in params if tuple(p.shape) == self.image_shape]
+        image = images[0] if images else None
+        self.steps.append({
+            "optimizer": optimizer, "params": params, "lr": optimizer.param_groups[0]["lr"],
+            "X": None if image is None else image.detach().clone(),
+            "grad": None if image is None or image.grad is None else image.grad.detach().clone()})
+
+
+def _loop_terms(X, content_X, style_X, net, settings, *, content_from=None, style_from=None,
+                content_target=None, style_target=None):
+    """The gradient of the loop's loss with respect to ``X``; the ``*_from`` and ``*_target``
+    images replace X's features or the targets' images, to recognise a known mistake."""
+    from ..features import extract_features
+    from ..objective import compute_loss
+    from ..losses import gram
+
+    layers = settings.content_layers, settings.style_layers
+    X = X.detach().clone().requires_grad_(True)
+    with torch.no_grad():
+        contents_Y, _ = extract_features(content_X if content_target is None else content_target,
+                                         net, *layers)
+        _, styles_Y = extract_features(style_X if style_target is None else style_target, net, *layers)
+        styles_Y_gram = [gram(Y) for Y in styles_Y]
+    contents_Y_hat, styles_Y_hat = extract_features(X, net, *layers)
+    if content_from is not None:
+        contents_Y_hat, _ = extract_features(content_from, net, *layers)
+    if style_from is not None:
+        _, styles_Y_hat = extract_features(style_from, net, *layers)
+    l = compute_loss(X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram, settings)[3]
+    (grad,) = torch.autograd.grad(l, X)
+    return grad
+
+
+def _which_image(X, images: dict) -> str:
+    for label, image in images.items():
+        if tuple(X.shape) == tuple(image.shape) and torch.equal(X, image):
+            return label
+    return "another tensor"
+
+
+def _schedule_message(name, lrs, settings) -> Optional[str]:
+    """What is wrong with the learning rates ``lrs`` seen at each optimiser step, or None.
+
+    The book's schedule: ``StepLR(trainer, lr_decay_epoch, 0.8)`` stepped once per step, after
+    ``trainer.step()``, so that step t runs at ``lr * gamma ** (t // every)``.
+    """
+    lr, gamma, every = settings.lr, settings.lr_decay, settings.lr_decay_step
+
+    def follows(schedule):  # schedule(t): the learning rate at step t
+        return all(abs(a - schedule(t)) <= 1e-12 * lr for t, a in enumerate(lrs))
+
+    expected = [lr * gamma ** (t // every) for t in range(len(lrs))]
+    if follows(lambda t: expected[t]):
+        return None
+    how = (f"StepLR(trainer, {every}, {gamma:g}) multiplies the learning rate by {gamma:g} once "
+           f"every {every} calls of scheduler.step(); call it once per step (the book's 'epoch'), "
+           "right after trainer.step()")
+    first = next(t for t, (a, b) in enumerate(zip(lrs, expected)) if abs(a - b) > 1e-12 * lr)
+    if first == 0:
+        return (f"{name}: the learning rate at the first step is {lrs[0]:g}, expected "
+                f"settings.lr = {lr:g}: create the optimiser with lr=settings.lr")
+    if follows(lambda t: lr):
+        return (f"{name}: the learning rate stays at {lr:g} for all {len(lrs)} steps, expected "
+                f"{expected[every]:g} from step {every} on: the scheduler is never stepped, or too "
+                f"rarely (StepLR counts its own calls), or not created. {how}")
+    if follows(lambda t: lr * gamma ** ((t + 1) // every)):
+        return (f"{name}: the learning rate drops one step early (to {lrs[first]:g} at step {first}, "
+                f"expected at step {first + 1}): scheduler.step() is called before trainer.step(). "
+                f"{how}")
+    if follows(lambda t: lr * gamma ** t):
+        return (f"{name}: the learning rate is multiplied by {gamma:g} at every step, expected "
+                f"once every {every} steps: StepLR's step_size is settings.lr_decay_step = {every}. {how}")
+    return (f"{name}: at step {first} the learning rate is {lrs[first]:g}, expected {expected[first]:g} "
+            f"(settings.lr = {lr:g}, times {gamma:g} every {every} steps). {how}")
+
+
+class _OneThread:
+    """Run the block with one torch thread: the loop check's tensors are tiny, and on a busy
+    machine two threads made its hundreds of small convolutions 100 times slower."""
+
+    def __enter__(self):
+        self.threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.threads)
+        return False
+
+
+def check_train_loop(fn: Callable) -> None:
+    """``fn(content_X, style_X, net, settings)``: the book's training loop (D2L 14.12), with its
+    set-up (``get_contents``, ``get_styles``, ``get_inits``): the targets computed once as
+    constants, the synthesised image started from the content image and optimised by Adam with
+    a StepLR schedule; returns the image (1, 3, h, w).
+
+    Run in float64 on a 9-module network whose weights require gradients, as the book's do,
+    with :func:`loop_settings`, and watched from outside (:class:`_LoopRecorder`): which tensors
+    the optimiser updates, the learning rate at each step, the image's gradient at each step
+    (compared with the gradient of the book's loss at that image), and where gradients flow.
+    The result is compared with :func:`book_train`'s.
+    """
+    with _OneThread(), torch.random.fork_rng(devices=[]):  # SynthesizedImage draws torch.rand
+        _check_train_loop(fn)
+
+
+def _check_train_loop(fn: Callable) -> None:
+    import warnings
+
+    name = _name(fn)
+    settings = loop_settings()
+    net = _small_net(7).double().requires_grad_(True)  # like the book's net: not frozen
+    weights = [p.detach().clone() for p in net.parameters()]
+    content_X = _randn(LOOP_SHAPE, 70, torch.float64)
+    style_X = _randn(LOOP_SHAPE, 71, torch.float64)
+    before = [content_X.clone(), style_X.clone()]
+    images = {"the content image content_X": content_X, "the style image style_X": style_X}
+    described = (f"content_X and style_X of shape {LOOP_SHAPE}, float64, a 9-module network, "
+                 f"{settings.num_steps} steps")
+    with warnings.catch_warnings(), _LoopRecorder(net, LOOP_SHAPE) as seen:
+        warnings.simplefilter("ignore")  # e.g. PyTorch's own warning about the scheduler's order
+        try:
+            got = fn(content_X, style_X, net, settings)
+        except NotImplementedError:
+            raise NotImplementedError(
+                f"{name} is not written yet: replace `raise NotImplementedError()` with your code, "
+                "then run the cell again") from None
+        except Exception as error:
+            step = len(seen.steps)
+            text = str(error)
+            if "backward through the graph a second time" in text:
+                raise AssertionError(
+                    f"{name}: l.backward() failed at step {step} with 'Trying to backward through the "
+                    "graph a second time': the targets still carry the graph that computed them, and the "
+                    "loss sends a gradient into them. The targets are constants: compute contents_Y and "
+                    "styles_Y_gram once, before the loop, under torch.no_grad() (or .detach() them), and "
+                    "use content_loss and style_loss, which detach their targets") from None
+            if "does not require grad" in text:
+                raise AssertionError(
+                    f"{name}: l.backward() at step {step} found nothing to differentiate: the image must "
+                    "require a gradient (X = content_X.clone().requires_grad_(True), or the book's "
+                    "SynthesizedImage) and the features in the loop must be computed from it") from None
+            raise AssertionError(f"{name} crashed on input {described} at step {step}: "
+                                 f"{type(error).__name__}: {error}") from None
+    _unchanged(name, before, [content_X, style_X], described)
+    steps = seen.steps
+    if not steps:
+        raise AssertionError(f"{name}: no optimiser step was taken ({described}): call "
+                             "trainer.step() once per step of the loop")
+    # (e) what the optimiser updates
+    ids = {id(p) for p in net.parameters()}
+    if any(id(p) in ids for p in steps[0]["params"]):
+        raise AssertionError(
+            f"{name}: the optimiser updates the network's weights (net.parameters()) instead of the "
+            "image: in style transfer the network is fixed and the image is the only parameter. Give "
+            "the optimiser the image: torch.optim.Adam([X], lr=settings.lr) with "
+            "X = content_X.clone().requires_grad_(True) (the book: gen_img.parameters())")
+    if steps[0]["X"] is None:
+        raise AssertionError(
+            f"{name}: the optimiser holds no tensor of the image's shape {LOOP_SHAPE}: give it the "
+            "synthesised image, torch.optim.Adam([X], lr=settings.lr)")
+    for w, p in zip(weights, net.parameters()):
+        if not torch.equal(w, p.detach()):
+            raise AssertionError(f"{name}: the network's weights changed ({described}): only the "
+                                 "image may change; do not update or modify net")
+    if len({id(s["optimizer"]) for s in steps}) > 1:
+        raise AssertionError(
+            f"{name}: a new optimiser is created during the loop ({len({id(s['optimizer']) for s in steps})} "
+            "optimisers): Adam keeps running averages of the gradient across steps; create the "
+            "optimiser (and the scheduler) once, before the loop")
+    if len(steps) != settings.num_steps:
+        raise AssertionError(f"{name}: {len(steps)} optimiser steps, expected settings.num_steps = "
+                             f"{settings.num_steps}: one trainer.step() per step of the loop")
+    if not isinstance(steps[0]["optimizer"], torch.optim.Adam):
+        raise AssertionError(f"{name}: the optimiser is {type(steps[0]['optimizer']).__name__}; the "
+                             "book (and settings.optimizer) use torch.optim.Adam")
+    if not torch.equal(steps[0]["X"], content_X):
+        raise AssertionError(f"{name}: the image at the first step is not the content image: start "
+                             "from a copy of content_X, as the book's get_inits does")
+    # (c) the schedule
+    message = _schedule_message(name, [s["lr"] for s in steps], settings)
+    if message:
+        raise AssertionError(message)
+    # (a), (d): the image's gradient at each step, against the book's loss at that image
+    tol = 1e-8
+    close = lambda a, b: a.shape == b.shape and _rel_error(a, b) <= tol  # noqa: E731
+    for t, step in enumerate(steps):
+        g = step["grad"]
+        if g is None:
+            raise AssertionError(f"{name}: at step {t} the image has no gradient when trainer.step() "
+                                 "runs: call l.backward() before trainer.step()")
+        reference = _loop_terms(step["X"], content_X, style_X, net, settings)
+        if close(g, reference):
+            continue
+        where = f"at step {t}"
+        if g.abs().max() == 0:
+            raise AssertionError(f"{name}: {where} the gradient is zero when trainer.step() runs: "
+                                 "zero_grad() comes between l.backward() and trainer.step(); call "
+                                 "trainer.zero_grad() at the start of each step, before the forward pass")
+        if t > 0 and close(g, reference + steps[t - 1]["grad"]):
+            raise AssertionError(
+                f"{name}: {where} the image's gradient is this step's plus the earlier steps' "
+                "(gradients accumulate): PyTorch adds each backward() into X.grad, so call "
+                "trainer.zero_grad() at the start of every step, before l.backward()")
+        loop_passes = [p for p in seen.passes if p["step"] == t]
+        sources = sorted({_which_image(p["input"], images) for p in loop_passes if not p["requires_grad"]})
+        from_content = dict(content_from=content_X)
+        for kwargs, message in [
+                (dict(content_from=content_X),
+                 "the content term sends no gradient to the image: the content features Y_hat are "
+                 "computed from the content image, not from the synthesised image X"),
+                (dict(style_from=content_X),
+                 "the style features Y_hat are computed from the content image, not from the "
+                 "synthesised image X"),
+                (dict(from_content, style_from=content_X),
+                 "the content and style features are computed from the content image, not from the "
+                 "synthesised image X: only the TV term moves the image"),
+                (dict(content_target=style_X),
+                 "the content target contents_Y is computed from the style image; compute it from "
+                 "the content image, content_X"),
+                (dict(style_target=content_X),
+                 "the style targets are computed from the content image; compute the Gram matrices "
+                 "from the style image, style_X"),
+                (dict(content_target=style_X, style_target=content_X),
+                 "the content and style targets are swapped: contents_Y from content_X, styles_Y "
+                 "(and their Gram matrices) from style_X")]:
+            if close(g, _loop_terms(step["X"], content_X, style_X, net, settings, **kwargs)):
+                also = f" (in the loop, {', '.join(sources)} goes through the network)" if sources else ""
+                raise AssertionError(
+                    f"{name}: {where} {message}{also}. Inside the loop, call extract_features(X, ...) on "
+                    "the image the optimiser updates; the content and style images are used once, "
+                    "before the loop, for the targets")
+        earlier = [p for p in seen.passes if t in p["grad_at"] and p["step"] < t]
+        if earlier:
+            raise AssertionError(
+                f"{name}: {where} the gradient flows into features computed at an earlier step "
+                "(the targets): the targets are constants; compute them once before the loop under "
+                "torch.no_grad() (or .detach() them), and use content_loss and style_loss")
+        raise AssertionError(
+            f"{name}: {where} the image's gradient differs from that of the book's loss at the same "
+            f"image (relative difference {_rel_error(g, reference):.2g}): compute the loss with "
+            "compute_loss(X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram, settings) on the "
+            "features of X at settings.content_layers and settings.style_layers")
+    # (b) no gradient may reach the targets, even where the image's gradient is right
+    for p in seen.passes:
+        if not p["requires_grad"] and p["grad_at"]:
+            raise AssertionError(
+                f"{name}: the gradient flows into the features of "
+                f"{_which_image(p['input'], images)} (the targets): the targets are constants; compute "
+                "them once, before the loop, under torch.no_grad() (or .detach() them), and use "
+                "content_loss and style_loss, which detach their targets")
+    # the result
+    if isinstance(got, torch.nn.Module):
+        raise AssertionError(f"{name} returned a {type(got).__name__}; return the image tensor "
+                             "(1, 3, h, w), e.g. gen_img() or X.detach()")
+    got = _as_tensor(got, name, described, "the synthesised image, a (1, 3, h, w) tensor")
+    expected = book_train(content_X, style_X, _small_net(7).double().requires_grad_(True), settings)
+    if tuple(got.shape) != tuple(expected.shape):
+        raise AssertionError(f"{name} returned shape {tuple(got.shape)}; expected the image's "
+                             f"{tuple(expected.shape)}")
+    if torch.equal(got.detach(), content_X):
+        raise AssertionError(f"{name} returned the content image: return the synthesised image X "
+                             "after the loop")
+    if not close(got.detach(), expected):
+        if close(got.detach(), steps[-1]["X"]):
+            raise AssertionError(f"{name} returned the image before the last update: return X after "
+                                 "the loop")
+        raise AssertionError(
+            f"{name}: every step's gradient and learning rate are right, but the result differs from "
+            f"the book's loop (relative difference {_rel_error(got.detach(), expected):.2g}): use "
+            "torch.optim.Adam with its default betas and eps, and return the image after the last step")
+    print(f"OK: {name} agrees with the book's loop over {settings.num_steps} steps (Adam, StepLR every "
+          f"{settings.lr_decay_step} steps; gradients, learning rates and result checked at each step)")

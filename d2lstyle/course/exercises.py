@@ -13,8 +13,18 @@ a copy in OUT_DIR where each such region is replaced by ``# YOUR CODE HERE`` and
 ``ClearSolutions`` does; in a markdown cell the region becomes ``YOUR ANSWER HERE``), every output
 and execution count is cleared, and everything else is left as it is. Nothing is written unless
 every notebook is valid and its markers balanced; existing files are kept unless ``--force``.
-``python -m d2lstyle.course.exercises list SRC_DIR`` lists the exercises (notebook, cell, function).
-Only :mod:`nbformat` is needed; nbgrader's own ``generate_assignment`` accepts the same notebooks.
+``python -m d2lstyle.course.exercises list SRC_DIR`` lists the exercises (notebook, cell, function,
+check, points).
+
+The cells carry nbgrader's metadata, and the student version treats them as nbgrader's
+``generate_assignment`` does (``ClearSolutions``, ``LockCells``, ``ClearOutput``): each exercise is
+a solution cell (``solution: true``) followed by a read-only test cell (``grade: true``,
+``locked: true``, ``points``) that calls the check; a solution cell without markers is replaced
+whole by the stub; test and other locked cells become non-editable and non-deletable, solution
+cells non-deletable; the open-ended exercises' model answers sit in markdown solution cells
+(``solution`` and ``grade`` with 0 points: nbgrader's "manually graded answer"). Only
+:mod:`nbformat` is needed; nbgrader's own ``generate_assignment`` gives the same sources and lock
+flags (``tests/test_exercises.py`` compares them where nbgrader is installed).
 """
 
 from __future__ import annotations
@@ -67,6 +77,31 @@ def strip_solutions(source: str, stub: tuple[str, ...] = CODE_STUB, where: str =
     return "\n".join(lines), regions
 
 
+def _grading(cell) -> dict:
+    """The cell's nbgrader metadata (empty for an ordinary cell)."""
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def is_solution(cell) -> bool:
+    return bool(_grading(cell).get("solution"))
+
+
+def is_test(cell) -> bool:
+    """A read-only test cell: graded by running it, not written by the learner."""
+    meta = _grading(cell)
+    return bool(meta.get("grade")) and not meta.get("solution")
+
+
+def lock(cell) -> None:
+    """Lock flags as nbgrader's ``LockCells`` sets them (JupyterLab honours both)."""
+    meta = _grading(cell)
+    if meta.get("solution"):
+        cell.metadata["deletable"] = False
+    elif meta.get("grade") or meta.get("locked"):
+        cell.metadata["deletable"] = False
+        cell.metadata["editable"] = False
+
+
 def student_notebook(nb, name: str = "notebook"):
     """A student copy of the nbformat notebook ``nb`` (not modified) and its number of regions."""
     import copy
@@ -78,7 +113,11 @@ def student_notebook(nb, name: str = "notebook"):
         if cell.cell_type in ("code", "markdown"):
             stub = CODE_STUB if cell.cell_type == "code" else MARKDOWN_STUB
             cell.source, found = strip_solutions(cell.source, stub, where)
+            if is_solution(cell) and not found:  # a solution cell without markers: all of it goes
+                cell.source = "\n".join(stub)
+                found = 1
             regions += found
+        lock(cell)
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
@@ -86,18 +125,22 @@ def student_notebook(nb, name: str = "notebook"):
 
 
 def exercises(nb, name: str = "notebook") -> list[dict]:
-    """The exercises of a notebook: one dict per solution cell, with the function it defines and
-    the check it calls (``None`` where there is none)."""
+    """The coding exercises of a notebook: one dict per code cell with a solution region, with the
+    function it defines, the test cell after it (``test_cell``, ``None`` where there is none), the
+    check that calls and its ``points``."""
     found = []
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code" or BEGIN not in cell.source:
             continue
         _, regions = strip_solutions(cell.source, where=f"{name}, cell {index}")
         defined = re.findall(r"^def\s+(\w+)", cell.source, re.M)
-        checks = re.findall(r"checks\.(check_\w+)\(\s*(\w+)", cell.source)
+        after = nb.cells[index + 1] if index + 1 < len(nb.cells) else None
+        test = index + 1 if after is not None and is_test(after) else None
+        checks = re.findall(r"checks\.(check_\w+)\(\s*(\w+)", nb.cells[test].source if test else "")
         found.append({"notebook": name, "cell": index, "regions": regions,
                       "function": checks[0][1] if checks else (defined[0] if defined else None),
-                      "check": checks[0][0] if checks else None})
+                      "test_cell": test, "check": checks[0][0] if checks else None,
+                      "points": _grading(nb.cells[test]).get("points") if test else None})
     return found
 
 
@@ -176,7 +219,7 @@ def main(argv=None) -> int:
     student.add_argument("src", type=Path, metavar="SRC_DIR", help="folder of solution notebooks")
     student.add_argument("out", type=Path, metavar="OUT_DIR", help="folder for the student notebooks")
     student.add_argument("--force", action="store_true", help="overwrite notebooks already in OUT_DIR")
-    listing = commands.add_parser("list", help="list the exercises: notebook, cell, function, check")
+    listing = commands.add_parser("list", help="list the exercises: notebook, cell, function, check, points")
     listing.add_argument("src", type=Path, metavar="SRC_DIR")
     args = parser.parse_args(argv)
     try:
@@ -191,9 +234,12 @@ def main(argv=None) -> int:
                 raise ExerciseError(f"{args.src}: no such folder")
             rows = [row for path in _notebooks(args.src) for row in exercises(_read(path), path.name)]
             for row in rows:
+                points = (f"{row['points']:g} point{'s' if row['points'] != 1 else ''}" if row["points"] is not None
+                          else "no test cell")
                 print(f"{row['notebook']}  cell {row['cell']:>2}  {row['function'] or '-'}  "
-                      f"{row['check'] or '(no check)'}")
-            print(f"{len(rows)} exercises")
+                      f"{row['check'] or '(no check)'}  {points}")
+            total = sum(row["points"] or 0 for row in rows)
+            print(f"{len(rows)} exercises, {total:g} points")
     except ExerciseError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 1
