@@ -84,7 +84,7 @@ class Upsample(nn.Module):
 class TransformNet(nn.Module):
     """Photo in, stylised photo out, in one pass: see the module's docstring.
 
-    ``TransformNet()`` has 0.22 million parameters (``sum(p.numel() for p in net.parameters())``);
+    ``TransformNet()`` has 424,899 weights (0.81 MiB as float16);
     ``Architecture((32, 64, 128), 5)`` is Johnson et al.'s, with four times as many.
     """
 
