@@ -17,7 +17,8 @@ __version__ = "0.2.0"
 # name -> the module that defines it
 _MODULE_OF = {
     "try_device": "devices",
-    "DeviceMemoryError": "errors", "ImageLoadError": "errors", "SettingError": "errors",
+    "DeviceMemoryError": "errors", "ImageLoadError": "errors", "ModelError": "errors",
+    "SettingError": "errors",
     "WeightsUnavailableError": "errors",
     "extract_features": "features",
     "demo_images": "images", "load_image": "images", "postprocess": "images", "preprocess": "images",

@@ -1,4 +1,6 @@
-"""The command line: ``d2lstyle CONTENT STYLE -o OUT``, a thin layer over :func:`d2lstyle.transfer`.
+"""The command line: ``d2lstyle CONTENT STYLE -o OUT``, a thin layer over :func:`d2lstyle.transfer`;
+``d2lstyle CONTENT --model NAME_OR_PATH -o OUT`` stylises with a trained feed-forward network
+(:func:`d2lstyle.feedforward.stylize`) instead.
 
 Everything that can be checked cheaply is checked before any real work: the arguments, the output
 name, then the images (read in full), and only then is the network built. A failed run prints one
@@ -22,7 +24,8 @@ import warnings
 from pathlib import Path
 
 from . import __version__
-from .errors import DeviceMemoryError, ImageLoadError, SettingError, WeightsUnavailableError
+from .errors import (DeviceMemoryError, ImageLoadError, ModelError, SettingError,
+                     WeightsUnavailableError)
 
 PROG = "d2lstyle"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -42,7 +45,7 @@ class RunError(Exception):
     """The command line is fine but the run cannot go on (exit status 1)."""
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     """argparse, but an error is one line from :func:`main` rather than usage text and an exit."""
 
     def error(self, message):
@@ -76,10 +79,12 @@ def numbers(text: str) -> list[float]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog=PROG,
         description="Render CONTENT in the style of STYLE (Gatys et al.; D2L section 14.12), "
-                    "or of several STYLEs blended. With no images, stylise the book's demo pair.",
+                    "or of several STYLEs blended. With no images, stylise the book's demo pair. "
+                    "With --model and no STYLE, stylise CONTENT in one pass of a trained "
+                    "feed-forward network (Johnson et al. 2016).",
         epilog="Exit status: 0 done, 1 run failed, 2 usage error, 130 interrupted "
                "(the image so far is saved).",
     )
@@ -89,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", default="stylised.png", metavar="OUT",
                         help="where to write the result; its folder is created if missing; "
                              f"one of {', '.join(OUTPUT_FORMATS)} (default: %(default)s)")
+    parser.add_argument("--model", metavar="NAME|PATH",
+                        help="a trained feed-forward network: a shipped model's name (swirls, "
+                             "mosaic) or a .pt file from python -m d2lstyle.feedforward train; "
+                             "give CONTENT and no STYLE")
     parser.add_argument("--preset", default="gatys", metavar="gatys|d2l",
                         help="'gatys': relu4_2 content, L-BFGS; 'd2l': the book's chapter exactly "
                              "(default: %(default)s)")
@@ -224,6 +233,8 @@ def run(args: argparse.Namespace) -> int:
     from .validation import checked_settings
 
     start = time.perf_counter()
+    if args.model is not None:
+        return run_model(args, start)
     out, fmt = check_output(args.output, (args.content, *args.style))
     weights = check_weights(args.weights)
     if args.save_every is not None and args.save_every < 1:
@@ -240,6 +251,43 @@ def run(args: argparse.Namespace) -> int:
     result = stylise(content, style, settings, weights, callback, args)
     save_image(result.image, out, fmt)
     return report(result, out, args.quiet, time.perf_counter() - start)
+
+
+# Options of the optimisation that a feed-forward network has no use for: (dest, flag, default).
+NOT_FOR_MODELS = (("preset", "--preset", "gatys"), ("steps", "--steps", None),
+                  ("weights", "--weights", "original"), ("content_weight", "--content-weight", None),
+                  ("style_weight", "--style-weight", None), ("tv_weight", "--tv-weight", None),
+                  ("style_blend", "--style-blend", None), ("style_scale", "--style-scale", None),
+                  ("preserve_colors", "--original-colors", None),
+                  ("save_every", "--save-every", None), ("fast", "--fast", False))
+
+
+def run_model(args: argparse.Namespace, start: float) -> int:
+    """``d2lstyle CONTENT --model NAME_OR_PATH``: one pass of a trained network; returns the exit
+    status. The model and the photo are read, and the output name checked, before any work."""
+    for dest, flag, default in NOT_FOR_MODELS:
+        if getattr(args, dest) != default:
+            raise UsageError(f"{flag} is an option of the optimisation; a feed-forward --model "
+                             "has no use for it (leave it out)")
+    out, fmt = check_output(args.output, (args.content,))
+    if args.size is not None and args.size < 1:
+        raise UsageError(f"size (--size) must be a whole number at least 1, not {args.size}")
+    if is_same_file(out, Path(args.model)):
+        raise UsageError(f"{args.output}: is the --model file {args.model}; give another -o")
+    from .devices import try_device
+    from .feedforward import get_model, stylize
+    from .images import load_image
+
+    device = try_device(args.device)
+    model = get_model(args.model)
+    content = load_image(args.content)
+    image = stylize(content, model, size=args.size, device=device)
+    save_image(image, out, fmt)
+    if not args.quiet:
+        w, h = image.size
+        print(f"{PROG}: wrote {out} ({w}x{h} pixels, model {args.model}, "
+              f"{time.perf_counter() - start:.1f} s)")
+    return EXIT_OK
 
 
 def stylise(content, style, settings, weights, callback, args):
@@ -275,6 +323,13 @@ def report(result, out: Path, quiet: bool, seconds: float) -> int:
 
 def parse_args(argv=None) -> argparse.Namespace:
     args = build_parser().parse_args(argv)
+    if args.model is not None:
+        if args.content is None:
+            raise UsageError("--model needs a CONTENT image to stylise")
+        if args.style:
+            raise UsageError(f"give either STYLE ({args.style[0]}) or --model, not both: a "
+                             "feed-forward model brings its own style")
+        return args
     if (args.content is None) != (not args.style):
         raise UsageError("give both CONTENT and STYLE images, or neither to use the demo pair")
     return args
@@ -300,6 +355,6 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; nothing written", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (RunError, ImageLoadError, WeightsUnavailableError, DeviceMemoryError, OSError,
-            RuntimeError, ValueError, MemoryError) as error:
+    except (RunError, ImageLoadError, ModelError, WeightsUnavailableError, DeviceMemoryError,
+            OSError, RuntimeError, ValueError, MemoryError) as error:
         return fail(error, EXIT_FAILED)

@@ -20,3 +20,8 @@ class DeviceMemoryError(RuntimeError):
 class SettingError(ValueError):
     """A setting out of its range (a negative loss weight, no layers, an unknown device, ...);
     the message names it as the library's argument and as the command line's option."""
+
+
+class ModelError(ValueError):
+    """A feed-forward model that cannot be had: an unknown name, a missing file, a file that is
+    not a d2lstyle model; the message names it (and, for a name, the names there are)."""

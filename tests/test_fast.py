@@ -4,6 +4,7 @@ A random network on tiny images, so that each test takes seconds. The losses are
 d2lstyle.book's re-statement of the book, not against the package's own loss code.
 """
 
+import re
 import time
 
 import pytest
@@ -227,6 +228,8 @@ def test_benchmark_quick_smoke(capsys):
     assert "| book loop (Adam, float32) | 32x48 | 8 |" in out
     assert "| transfer(preset='d2l', fast=True) | 32x48 |" in out
     assert "bare VGG19 fwd+bwd" in out and "| 48x72 |" in out
+    assert "feed-forward stylize (s)" in out
+    assert re.search(r"^\| 32x48 \| [0-9.]+ \| [0-9.]+ \| \d+ \| \d+x \|$", out, re.M), out
 
 
 def test_benchmark_sizes_parse():

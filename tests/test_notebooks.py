@@ -13,7 +13,7 @@ nbformat = pytest.importorskip("nbformat")
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 SERIES = ["01_feature_extraction", "02_content_loss", "03_gram_matrices", "04_tv_denoising",
-          "05_training_loop", "06_explorer"]
+          "05_training_loop", "06_explorer", "07_once_and_for_all"]
 # The lecture's questions (../shared/BACKGROUND.md) and the notebook that answers each.
 QUESTIONS = {1: "02", 2: "02", 3: "03", 4: "03", 5: "04", 6: "01", 7: "01", 8: "05", 9: "05",
              10: "05", 11: "03"}

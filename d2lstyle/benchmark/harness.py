@@ -11,7 +11,11 @@ size it runs
 and prints seconds, steps, the final image's loss re-evaluated in float32 by the book's
 definition, the speed-up and peak memory. Then the per-step time of the 'd2l' preset without
 ``fast`` against a bare VGG19 forward and backward at the same size (the floor), and the peak
-memory of one step at 300x450, 512 and 1024 px (longest side, the book's 2:3 aspect).
+memory of one step at 300x450, 512 and 1024 px (longest side, the book's 2:3 aspect). Last, the
+feed-forward stylizer (:mod:`d2lstyle.feedforward`): one ``stylize`` call (pre-processing, one
+forward pass, post-processing) at 256, 512 and 1024 px, next to one step of the optimisation at
+that size and the 200 steps of the 'gatys' preset. The network is the shipped architecture with
+random weights: its cost does not depend on the values of its weights.
 
 Peak memory on the CPU is the peak resident set size of the process during the run minus the
 level just before it (sampled every 2 ms from ``/proc/self/statm``, after returning freed heap to
@@ -44,6 +48,7 @@ from ..vgg import truncate, vgg19
 
 DEFAULT_SIZES = "150x225:200,300x450:500"
 MEMORY_SIZES = ((300, 450), (341, 512), (683, 1024))
+FEEDFORWARD_SIZES = ((171, 256), (341, 512), (683, 1024))
 QUICK_SIZES = "32x48:8"
 QUICK_MEMORY_SIZES = ((32, 48), (48, 72))
 
@@ -144,6 +149,40 @@ def step_against_floor(net, content, style, image_shape, device, reps: int) -> t
             statistics.median(step / floor for step, floor in zip(steps, bare)))
 
 
+def stylize_seconds(model, image_shape, device, reps: int) -> float:
+    """Median seconds of :func:`d2lstyle.feedforward.stylize` on a photo of ``image_shape``
+    (the offline demo's content, resized), pre- and post-processing included; the first call
+    warms up."""
+    from ..feedforward import stylize
+
+    photo = offline_demo_images()[0].resize(image_shape[::-1])
+    times = []
+    for _ in range(reps + 1):
+        _sync(device)
+        t = time.perf_counter()
+        stylize(photo, model, device=device)
+        _sync(device)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times[1:])
+
+
+def feedforward_table(net, device, sizes, reps: int, markdown: bool) -> str:
+    """Feed-forward stylising against the optimisation, at each of ``sizes``."""
+    from ..feedforward import TransformNet
+
+    steps = get_preset("gatys").num_steps
+    torch.manual_seed(0)
+    model = TransformNet().eval()  # the shipped architecture; random weights cost the same
+    rows = []
+    for shape in sizes:
+        forward = stylize_seconds(model, shape, device, reps)
+        step = bare_step_seconds(net, shape, device, 1)
+        rows.append([f"{shape[0]}x{shape[1]}", f"{forward:.3f}", f"{step:.3f}",
+                     f"{steps * step:.0f}", f"{steps * step / forward:.0f}x"])
+    return table(["size", "feed-forward stylize (s)", "one optimisation step (s)",
+                  f"{steps} steps (s)", "ratio"], rows, markdown)
+
+
 def parse_sizes(text: str) -> list[tuple[tuple[int, int], int]]:
     """``"150x225:200,300x450:500"`` -> ``[((150, 225), 200), ((300, 450), 500)]``."""
     sizes = []
@@ -195,7 +234,7 @@ def mib(n_bytes: float) -> str:
 
 
 def run(sizes, device: torch.device, weights, memory_sizes, reps: int, markdown: bool,
-        out=None) -> list[dict]:
+        out=None, feedforward_sizes=FEEDFORWARD_SIZES) -> list[dict]:
     """Run everything and print the tables; returns the rows of the first table as dicts."""
     def say(text=""):  # sys.stdout looked up at each call: tests and callers may replace it
         print(text, file=out or sys.stdout, flush=True)
@@ -279,6 +318,13 @@ def run(sizes, device: torch.device, weights, memory_sizes, reps: int, markdown:
     say("Peak memory of one 'd2l' step (targets included), float32, against d2lstyle.memory's "
         "estimate:")
     say(table(["size", "peak memory", "estimate"], rows, markdown))
+    say()
+
+    say(f"Feed-forward stylizer (d2lstyle.feedforward, the shipped architecture, random weights: "
+        f"the cost does not depend on them): one stylize call, median of {reps} after a warm-up, "
+        f"against one optimisation step (a bare VGG19 forward and backward, the floor of a "
+        f"step) and the {get_preset('gatys').num_steps} steps of the 'gatys' preset's transfer:")
+    say(feedforward_table(net, device, feedforward_sizes, reps, markdown))
     return results
 
 
@@ -293,6 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke run: {QUICK_SIZES}, random weights, tiny memory sizes")
     parser.add_argument("--markdown", action="store_true", help="print the tables in Markdown")
+    parser.add_argument("--feedforward-only", action="store_true",
+                        help="only the feed-forward table (a minute or two on a CPU)")
     return parser
 
 
@@ -302,11 +350,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.quick:
         sizes = args.sizes or parse_sizes(QUICK_SIZES)
         weights, memory_sizes, reps = None, QUICK_MEMORY_SIZES, min(args.reps, 2)
+        feedforward_sizes = ((32, 48),)
     else:
         sizes = args.sizes or parse_sizes(DEFAULT_SIZES)
         weights, memory_sizes, reps = "original", MEMORY_SIZES, args.reps
+        feedforward_sizes = FEEDFORWARD_SIZES
     start = time.perf_counter()
-    run(sizes, device, weights, memory_sizes, reps, args.markdown)
+    if args.feedforward_only:
+        net = truncate(vgg19(weights), get_preset("gatys").style_layers).to(device)
+        print(f"d2lstyle benchmark on {device}: {device_name(device)}; torch {torch.__version__}")
+        print(feedforward_table(net, device, feedforward_sizes, reps, args.markdown))
+    else:
+        run(sizes, device, weights, memory_sizes, reps, args.markdown,
+            feedforward_sizes=feedforward_sizes)
     print(f"\n(total {time.perf_counter() - start:.0f} s; reproduce: python -m d2lstyle.benchmark "
           f"{' '.join(argv if argv is not None else sys.argv[1:])})")
     return 0
