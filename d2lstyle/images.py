@@ -6,6 +6,7 @@ ImageNet mean and standard deviation, shape (n, 3, h, w) (D2L section 14.12).
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 import warnings
@@ -177,6 +178,25 @@ def fit_longest_side(width: int, height: int, size: int) -> tuple[int, int]:
         raise ValueError(f"size must be a positive number of pixels, not {size}")
     scale = size / max(width, height)
     return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def crop_to_aspect(img: Image.Image, aspect: float) -> Image.Image:
+    """The largest centred crop of ``img`` whose width / height is ``aspect`` (a new PIL image).
+
+    For a fixed ``image_shape`` (h, w), such as the 'd2l' preset's (300, 450), crop first with
+    ``aspect = w / h`` so that resizing does not stretch the picture (the book resizes without
+    cropping, which distorts any image of another shape). Sides are rounded to whole pixels; an
+    image already within one pixel of ``aspect`` is returned uncropped (as a copy).
+    """
+    if not (isinstance(aspect, (int, float)) and math.isfinite(aspect) and aspect > 0):
+        raise ValueError(f"aspect (width / height) must be a finite number > 0, not {aspect!r}")
+    width, height = img.size
+    new_width = min(width, max(1, round(height * aspect)))
+    new_height = min(height, max(1, round(new_width / aspect)))
+    if abs(new_width - width) <= 1 and abs(new_height - height) <= 1:
+        return img.copy()
+    left, top = (width - new_width) // 2, (height - new_height) // 2
+    return img.crop((left, top, left + new_width, top + new_height))
 
 
 def _stats(device, dtype) -> tuple[torch.Tensor, torch.Tensor]:

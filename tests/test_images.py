@@ -16,8 +16,8 @@ from PIL import Image
 
 from d2lstyle import images
 from d2lstyle.patterns import swirls
-from d2lstyle.images import (DEMO_URLS, OFFLINE_DEMO, ImageLoadError, demo_images, fit_longest_side,
-                             load_image, package_image, postprocess, preprocess)
+from d2lstyle.images import (DEMO_URLS, OFFLINE_DEMO, ImageLoadError, crop_to_aspect, demo_images,
+                             fit_longest_side, load_image, package_image, postprocess, preprocess)
 from d2lstyle.vgg import IMAGENET_MEAN, IMAGENET_STD
 
 URL = "https://example.org/pictures/tiny.png"
@@ -296,6 +296,43 @@ class TestFitLongestSide:
     def test_exception(self, size):
         with pytest.raises(ValueError, match=f"size must be a positive number of pixels, not {size}"):
             fit_longest_side(400, 200, size)
+
+
+class TestCropToAspect:
+    @pytest.mark.parametrize("width, height, aspect, expected", [
+        (512, 512, 1.5, (512, 341)),    # the square astronaut for the 'd2l' preset's 300x450
+        (451, 300, 1.5, (451, 300)),    # chelsea.png: within a pixel of 2:3, left as it is
+        (300, 450, 1.5, (300, 200)),    # portrait to landscape
+        (400, 200, 1.0, (200, 200)),
+        (10, 10, 0.001, (1, 10)),       # never a zero side
+    ])
+    def test_hand_values(self, width, height, aspect, expected):
+        assert crop_to_aspect(_random_rgb(width, height), aspect).size == expected
+
+    def test_centre_kept(self):
+        # 6 wide, 2 high, columns numbered 0..5; a square crop keeps columns 2 and 3.
+        pixels = np.repeat(np.arange(6, dtype=np.uint8)[None, :, None], 2, axis=0).repeat(3, axis=2)
+        cropped = np.asarray(crop_to_aspect(Image.fromarray(pixels), 1.0))
+        assert cropped[0, :, 0].tolist() == [2, 3] and cropped.shape == (2, 2, 3)
+
+    def test_then_resize_does_not_stretch(self):
+        square = _random_rgb(512, 512)
+        X = preprocess(crop_to_aspect(square, 450 / 300), (300, 450))
+        assert X.shape == (1, 3, 300, 450)
+        w, h = crop_to_aspect(square, 450 / 300).size
+        assert abs(w / h - 1.5) < 0.01  # the scale is the same along both sides
+
+    def test_argument_unchanged(self):
+        img = _random_rgb(40, 20)
+        before = _pixels(img)
+        out = crop_to_aspect(img, 1.0)
+        assert _pixels(img) == before and out is not img
+        assert crop_to_aspect(img, 2.0) is not img  # a copy even when nothing is cropped
+
+    @pytest.mark.parametrize("aspect", [0, -1.5, float("nan"), float("inf"), "1.5"])
+    def test_exception(self, aspect):
+        with pytest.raises(ValueError, match=r"aspect \(width / height\) must be a finite number > 0"):
+            crop_to_aspect(_random_rgb(4, 4), aspect)
 
 
 class TestDemoImages:
