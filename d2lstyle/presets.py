@@ -29,6 +29,10 @@ class Preset:
     gram_normalize: str = "chw"         # see d2lstyle.gram
     pooling: str = "max"
     style_scale: float = 1.0            # the style image's size relative to the output's
+    # w_l of Gatys et al. (2016, eq. 5): one weight per style layer, times style_weight; None: 1 each
+    style_layer_weights: Optional[tuple[float, ...]] = None
+    # each layer's style term divided by its target Gram matrix's mean square (relative_style_loss)
+    normalize_style_layers: bool = False
 
     def with_overrides(self, **overrides) -> "Preset":
         """A copy with every non-None keyword replaced; layers become names."""
@@ -42,6 +46,9 @@ class Preset:
                 layers = changes[key]
                 layers = [layers] if isinstance(layers, (str, int)) else layers
                 changes[key] = tuple(layer_name(layer) for layer in layers)
+        weights = changes.get("style_layer_weights")
+        if isinstance(weights, (list, tuple)):  # anything else is left for validation to refuse
+            changes["style_layer_weights"] = tuple(weights)
         if "image_shape" in changes:
             changes["image_shape"] = tuple(changes["image_shape"])
         elif "size" in changes:
