@@ -2,6 +2,7 @@
 
     python scripts/layer_weights.py                     # everything; about 10 minutes on 2 idle cores
     python scripts/layer_weights.py terms               # only the per-layer terms and the two full runs
+    python scripts/layer_weights.py --weights torchvision   # the same for torchvision's VGG19
     python scripts/layer_weights.py --smoke --out /tmp/l   # tiny sizes, random weights: a check
 
 The offline pair of the notebooks: content scikit-image's ``chelsea.png`` (300x451, the 'd2l'
@@ -11,10 +12,12 @@ steps. What it prints (docs/layer-weights.md has a run's numbers):
 
 * ``terms``: each style layer's term (the book's ``style_loss``, unweighted, and the relative one,
   :func:`d2lstyle.losses.relative_style_loss`), the content and TV terms, at the start (the content
-  image) and at the end of two runs, the preset as it is and with ``normalize_style_layers``; the
+  image) and at the end of two runs, the preset as it was before issue 11 (the book's terms,
+  style weight 10, TV weight 10) and with ``normalize_style_layers``; the
   normalised run's style weight is the one that gives the same weighted style loss at the start
   (10 x the sum of the book's terms / the sum of the relative terms), rounded to one digit.
-* ``layers``: the picture each style layer makes on its own (normalised, that style weight).
+* ``layers``: the picture each style layer makes on its own (normalised, that style weight),
+  with ``fast=True``'s line search (see the comment there).
 * ``tv``: the normalised run with the TV weights of ``--tv`` (the first one 0), their weighted TV
   term against the content and style terms, and how far each picture is from the one with TV 0.
 
@@ -79,18 +82,22 @@ def main(argv=None) -> int:
     parser.add_argument("parts", nargs="*", default=["terms", "layers", "tv"])
     parser.add_argument("--size", type=int, default=225)
     parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--tv", default="0,1e5,1e6", help="TV weights for part 'tv'")
+    parser.add_argument("--tv", default="0,1e5,1e6,1e7", help="TV weights for part 'tv'")
     parser.add_argument("--style-weight", type=float, default=None,
                         help="the normalised runs' style weight (default: calibrated, see above)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/layer_weights"))
+    parser.add_argument("--weights", default="original",
+                        help="VGG19's weights: original (offline) or torchvision (downloaded once)")
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(2)
     size, steps = (32, 2) if args.smoke else (args.size, args.steps)
-    net = vgg19(None if args.smoke else "original")
+    net = vgg19(None if args.smoke else args.weights)
     content, style = load_image(package_image("chelsea.png")), swirls()
-    preset = get_preset("gatys").with_overrides(size=size, num_steps=steps)
+    # The 'gatys' preset as it was before issue 11: the book's style terms, style 10, TV 10.
+    preset = get_preset("gatys").with_overrides(size=size, num_steps=steps, style_weight=10.0,
+                                                tv_weight=10.0, normalize_style_layers=False)
     content_shape, style_shapes = image_shapes(content, [style], preset)
     objective = Objective(net, content, style, content_shape, style_shapes[0], preset,
                           torch.device("cpu"))
@@ -113,29 +120,34 @@ def main(argv=None) -> int:
         book, seconds_book = run()
         normalised, seconds_norm = run(normalize_style_layers=True, style_weight=weight)
         rows = {"start (the content)": start,
-                "end, the preset (style 10)": terms(objective, book.tensor),
+                "end, the book's terms (style 10)": terms(objective, book.tensor),
                 f"end, normalised (style {weight:g})": terms(objective, normalised.tensor)}
         print("\nThe book's style loss per layer (unweighted):\n" + table(rows, "book"))
         print("\nThe relative style loss per layer:\n" + table(rows, "relative"))
-        print(f"\n{steps} steps: {seconds_book:.0f} s (preset), {seconds_norm:.0f} s (normalised)")
-        for name, result in (("preset", book), ("normalised", normalised)):
+        print(f"\n{steps} steps: {seconds_book:.0f} s (book's terms), {seconds_norm:.0f} s "
+              "(normalised)")
+        for name, result in (("book's terms", book), ("normalised", normalised)):
             last = result.history[-1]
             print(f"weighted terms at the end, {name}: content {last['content']:.3g}, style "
                   f"{last['style']:.3g}, TV {last['tv']:.3g}")
         record["terms"] = rows
         labelled([content, style, book.image, normalised.image],
-                 ["content", "style", "gatys as it is", f"normalised, style {weight:g}"],
+                 ["content", "style", "book's terms, style 10", f"normalised, style {weight:g}"],
                  content_shape[0]).save(args.out / "terms.png")
 
     if "layers" in args.parts:
         images, seconds = [], 0.0
         for layer in LAYERS:
+            # fast: the line search. The preset's plain L-BFGS (no line search) stalls with
+            # relu1_1 alone at 150x225: its second step overshoots, and the curvature it then
+            # estimates makes every later step tiny (the relative term stays at 0.962).
             result, took = run(style_layers=[layer], normalize_style_layers=True,
-                               style_weight=weight)
+                               style_weight=weight, fast=True)
             images.append(result.image)
             seconds += took
-            print(f"{layer} alone: relative term {result.history[0]['style'] / weight:.3g} -> "
-                  f"{result.history[-1]['style'] / weight:.3g}, {took:.0f} s")
+            final = [r for r in result.history if r["shape"] == tuple(content_shape)]
+            print(f"{layer} alone (fast=True): relative term {final[0]['style'] / weight:.3g} -> "
+                  f"{final[-1]['style'] / weight:.3g} at full size, {took:.0f} s")
         labelled([content] + images, ["content"] + [f"{layer} alone" for layer in LAYERS],
                  content_shape[0]).save(args.out / "layers.png")
 
