@@ -73,14 +73,17 @@ D2L = Preset(
 
 # Gatys, Ecker & Bethge (2016): content relu4_2, style relu1_1 ... relu5_1 weighted equally,
 # L-BFGS, the content's aspect ratio kept. The Gram matrix is the book's (divided by c*h*w), so the
-# loss scale does not depend on the image size; the weights are for weights="original".
+# loss scale does not depend on the image size. Each style layer's term is relative to its
+# target's size: with the book's terms relu4_1's is thousands of times the others' on the
+# original network and the transfer matches that layer alone (docs/layer-weights.md). The
+# weights are for weights="original", measured there; the README's table of weights has them all.
 GATYS = Preset(
     name="gatys",
     content_layers=("relu4_2",),
     style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
-    content_weight=1.0, style_weight=10.0, tv_weight=10.0,
+    content_weight=1.0, style_weight=1e7, tv_weight=1e6,
     optimizer="lbfgs", lr=1.0, num_steps=200, size=320,
-    gram_normalize="chw",
+    gram_normalize="chw", normalize_style_layers=True,
 )
 
 PRESETS = {preset.name: preset for preset in (D2L, GATYS)}

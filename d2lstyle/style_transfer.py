@@ -73,7 +73,8 @@ def transfer(content: ImageSource, style: ImageSource | Sequence[ImageSource], *
 
     ``content`` and ``style`` are PIL images, numpy arrays (see :func:`d2lstyle.load_image`),
     paths or URLs. ``None`` for a setting means the
-    preset's value (``"gatys"``: relu4_2 / relu1_1..relu5_1, L-BFGS, longest side 320;
+    preset's value (``"gatys"``: relu4_2 / relu1_1..relu5_1, relative style terms, L-BFGS,
+    longest side 320;
     ``"d2l"``: the book's chapter exactly, see :mod:`d2lstyle.presets`). ``net`` is any network
     with ``vgg19().features``' layout (default: ``vgg19(weights)``); it is not modified.
     ``init`` is ``"content"`` (as the book), ``"noise"``, or a starting image: a PIL image or a
