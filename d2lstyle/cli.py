@@ -116,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     for term in ("content", "style", "tv"):
         parser.add_argument(f"--{term}-weight", type=number(float), metavar="W",
                             help=f"weight of the {term} loss (default: the preset's)")
+    parser.add_argument("--style-layer-weights", type=numbers, metavar="W1,W2,...",
+                        help="one weight per style layer of the preset, e.g. 1,1,1,0,1 "
+                             "(Gatys et al.'s w_l; default: 1 each)")
+    parser.add_argument("--normalize-style-layers", action=argparse.BooleanOptionalAction,
+                        help="divide each style layer's term by its target Gram matrix's mean "
+                             "square, so that every layer counts (default: the preset's)")
     parser.add_argument("--style-blend", type=numbers, metavar="W1,W2,...",
                         help="weights of several STYLE images, one each, e.g. 0.7,0.3 "
                              "(normalised to sum 1; default: equal)")
@@ -241,7 +247,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--save-every must be at least 1, not {args.save_every}")
     settings = checked_settings(args.preset, size=args.size, num_steps=args.steps,
                                 content_weight=args.content_weight, style_weight=args.style_weight,
-                                tv_weight=args.tv_weight, style_scale=args.style_scale)
+                                tv_weight=args.tv_weight, style_scale=args.style_scale,
+                                style_layer_weights=args.style_layer_weights,
+                                normalize_style_layers=args.normalize_style_layers)
     # (checked before the demo pair's download)
     content = args.content
     style = args.style[0] if len(args.style) == 1 else args.style

@@ -50,6 +50,30 @@ def style_loss(Y_hat: torch.Tensor, gram_Y: torch.Tensor, normalize: str = "chw"
     return torch.square(gram(Y_hat, normalize) - gram_Y.detach()).mean()
 
 
+def gram_size(gram_Y: torch.Tensor) -> torch.Tensor:
+    """How large a target Gram matrix is: the mean of its squared entries, ``||A||_F^2 / c^2``
+    for a (c, c) target (the mean over all entries of a batch (n, c, c)). A target whose entries
+    are all 0 (a layer that never fires on the style image) has no size to divide by: 1 then.
+    """
+    size = torch.square(gram_Y.detach()).mean()
+    return torch.where(size > 0, size, torch.ones_like(size))
+
+
+def relative_style_loss(Y_hat: torch.Tensor, gram_Y: torch.Tensor, normalize: str = "chw",
+                        gram=gram) -> torch.Tensor:
+    """:func:`style_loss` divided by :func:`gram_size` of the target: the relative squared error
+    ``||G - A||_F^2 / ||A||_F^2`` of the Gram matrix ``G`` of ``Y_hat`` (n, c, h, w) against the
+    target ``A``.
+
+    It is 1 at ``Y_hat = 0`` and does not change when both images' features are multiplied by the
+    same constant (a network on another scale) or with ``normalize``, so every layer's term starts
+    on the same footing. This departs from Gatys et al. (2016, eq. 4), whose ``E_l`` grows with
+    the fourth power of the layer's feature scale; notebook 03 and docs/layer-weights.md measure
+    why that matters.
+    """
+    return style_loss(Y_hat, gram_Y, normalize, gram) / gram_size(gram_Y)
+
+
 def tv_loss(Y_hat: torch.Tensor) -> torch.Tensor:
     """Total variation of images (n, c, h, w): half the mean absolute difference of vertical
     neighbours plus half that of horizontal ones (the book's anisotropic L1 form; Rudin et al. 1992).

@@ -16,7 +16,7 @@ from torch import nn
 
 from .features import extract_features
 from .images import preprocess
-from .losses import content_loss, gram, style_loss, tv_loss
+from .losses import content_loss, gram, relative_style_loss, style_loss, tv_loss
 from .presets import Preset
 from .vgg import layer_index
 
@@ -27,11 +27,22 @@ def compute_loss(X, contents_Y_hat, styles_Y_hat, contents_Y, styles_Y_gram, set
 
     Returns ``(contents_l, styles_l, tv_l, l)``: lists of per-layer terms, the TV term, the total.
     ``gram`` computes the Gram matrices of ``styles_Y_hat`` (see :func:`d2lstyle.style_loss`).
+    Style layer l's term is ``style_weight * w_l * E_l``, as in Gatys et al. (2016, eq. 5), with
+    ``w_l`` from ``settings.style_layer_weights`` (1 each by default, as the book) and ``E_l``
+    the book's :func:`d2lstyle.style_loss`, or with ``settings.normalize_style_layers`` that loss
+    relative to the target's size (:func:`d2lstyle.losses.relative_style_loss`).
     """
+    layer_weights = settings.style_layer_weights
+    if layer_weights is None:
+        layer_weights = (1.0,) * len(styles_Y_gram)
+    elif len(layer_weights) != len(styles_Y_gram):
+        raise ValueError(f"{len(layer_weights)} style layer weights for {len(styles_Y_gram)} "
+                         "style layers")
+    layer_loss = relative_style_loss if settings.normalize_style_layers else style_loss
     contents_l = [content_loss(Y_hat, Y) * settings.content_weight
                   for Y_hat, Y in zip(contents_Y_hat, contents_Y)]
-    styles_l = [style_loss(Y_hat, Y, settings.gram_normalize, gram) * settings.style_weight
-                for Y_hat, Y in zip(styles_Y_hat, styles_Y_gram)]
+    styles_l = [layer_loss(Y_hat, Y, settings.gram_normalize, gram) * (settings.style_weight * w)
+                for Y_hat, Y, w in zip(styles_Y_hat, styles_Y_gram, layer_weights)]
     tv_l = tv_loss(X) * settings.tv_weight
     l = sum(styles_l + contents_l + [tv_l])
     return contents_l, styles_l, tv_l, l

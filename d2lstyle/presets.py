@@ -29,6 +29,10 @@ class Preset:
     gram_normalize: str = "chw"         # see d2lstyle.gram
     pooling: str = "max"
     style_scale: float = 1.0            # the style image's size relative to the output's
+    # w_l of Gatys et al. (2016, eq. 5): one weight per style layer, times style_weight; None: 1 each
+    style_layer_weights: Optional[tuple[float, ...]] = None
+    # each layer's style term divided by its target Gram matrix's mean square (relative_style_loss)
+    normalize_style_layers: bool = False
 
     def with_overrides(self, **overrides) -> "Preset":
         """A copy with every non-None keyword replaced; layers become names."""
@@ -42,6 +46,9 @@ class Preset:
                 layers = changes[key]
                 layers = [layers] if isinstance(layers, (str, int)) else layers
                 changes[key] = tuple(layer_name(layer) for layer in layers)
+        weights = changes.get("style_layer_weights")
+        if isinstance(weights, (list, tuple)):  # anything else is left for validation to refuse
+            changes["style_layer_weights"] = tuple(weights)
         if "image_shape" in changes:
             changes["image_shape"] = tuple(changes["image_shape"])
         elif "size" in changes:
@@ -66,14 +73,17 @@ D2L = Preset(
 
 # Gatys, Ecker & Bethge (2016): content relu4_2, style relu1_1 ... relu5_1 weighted equally,
 # L-BFGS, the content's aspect ratio kept. The Gram matrix is the book's (divided by c*h*w), so the
-# loss scale does not depend on the image size; the weights are for weights="original".
+# loss scale does not depend on the image size. Each style layer's term is relative to its
+# target's size: with the book's terms relu4_1's is thousands of times the others' on the
+# original network and the transfer matches that layer alone (docs/layer-weights.md). The
+# weights are for weights="original", measured there; the README's table of weights has them all.
 GATYS = Preset(
     name="gatys",
     content_layers=("relu4_2",),
     style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
-    content_weight=1.0, style_weight=10.0, tv_weight=10.0,
+    content_weight=1.0, style_weight=1e7, tv_weight=1e6,
     optimizer="lbfgs", lr=1.0, num_steps=200, size=320,
-    gram_normalize="chw",
+    gram_normalize="chw", normalize_style_layers=True,
 )
 
 PRESETS = {preset.name: preset for preset in (D2L, GATYS)}

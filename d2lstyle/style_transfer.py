@@ -62,6 +62,8 @@ def transfer(content: ImageSource, style: ImageSource | Sequence[ImageSource], *
              num_steps: int | None = None, optimizer: str | None = None, lr: float | None = None,
              content_layers=None, style_layers=None, content_weight: float | None = None,
              style_weight: float | None = None, tv_weight: float | None = None,
+             style_layer_weights: Sequence[float] | None = None,
+             normalize_style_layers: bool | None = None,
              init: str | Image.Image | torch.Tensor = "content", device=None, seed: int = 0,
              fast: bool = False, stop_at_loss: float | None = None,
              style_blend: Sequence[float] | None = None, style_scale: float | None = None,
@@ -71,7 +73,8 @@ def transfer(content: ImageSource, style: ImageSource | Sequence[ImageSource], *
 
     ``content`` and ``style`` are PIL images, numpy arrays (see :func:`d2lstyle.load_image`),
     paths or URLs. ``None`` for a setting means the
-    preset's value (``"gatys"``: relu4_2 / relu1_1..relu5_1, L-BFGS, longest side 320;
+    preset's value (``"gatys"``: relu4_2 / relu1_1..relu5_1, relative style terms, L-BFGS,
+    longest side 320;
     ``"d2l"``: the book's chapter exactly, see :mod:`d2lstyle.presets`). ``net`` is any network
     with ``vgg19().features``' layout (default: ``vgg19(weights)``); it is not modified.
     ``init`` is ``"content"`` (as the book), ``"noise"``, or a starting image: a PIL image or a
@@ -86,6 +89,12 @@ def transfer(content: ImageSource, style: ImageSource | Sequence[ImageSource], *
 
     ``stop_at_loss`` ends the loop as soon as the float32 total loss at the full size is at or
     below it, so the returned image's loss is at most ``stop_at_loss``.
+
+    ``style_layer_weights`` gives each style layer its own weight (Gatys et al.'s w_l; one
+    number >= 0 per layer of ``style_layers``, default 1 each), multiplied by ``style_weight``;
+    ``normalize_style_layers=True`` divides each layer's style term by its target Gram matrix's
+    mean square (:func:`d2lstyle.losses.relative_style_loss`), so that every layer counts
+    whatever the scale of its features (docs/layer-weights.md).
 
     Several styles: ``style`` a list of images and ``style_blend`` one weight >= 0 for each
     (default: equal; normalised to sum 1); the style targets are the blend of their Gram matrices
@@ -108,7 +117,8 @@ def transfer(content: ImageSource, style: ImageSource | Sequence[ImageSource], *
     settings = checked_settings(
         preset, image_shape=image_shape, size=size, num_steps=num_steps, optimizer=optimizer, lr=lr,
         content_layers=content_layers, style_layers=style_layers, content_weight=content_weight,
-        style_weight=style_weight, tv_weight=tv_weight, style_scale=style_scale)
+        style_weight=style_weight, tv_weight=tv_weight, style_scale=style_scale,
+        style_layer_weights=style_layer_weights, normalize_style_layers=normalize_style_layers)
     check_init(init)
     seed = check_seed(seed)
     styles = list(style) if isinstance(style, (list, tuple)) else [style]

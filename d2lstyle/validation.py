@@ -24,7 +24,8 @@ OPTIONS = {"num_steps": "--steps", "size": "--size", "content_weight": "--conten
            "style_weight": "--style-weight", "tv_weight": "--tv-weight", "seed": "--seed",
            "device": "--device", "preset": "--preset", "weights": "--weights",
            "style_blend": "--style-blend", "style_scale": "--style-scale",
-           "preserve_colors": "--original-colors"}
+           "preserve_colors": "--original-colors", "style_layer_weights": "--style-layer-weights",
+           "normalize_style_layers": "--normalize-style-layers"}
 
 
 def named(name: str) -> str:
@@ -78,6 +79,10 @@ def check_settings(settings: Preset) -> None:
     positive("style_scale", settings.style_scale)
     if settings.lr_decay_step is not None:
         whole_number("lr_decay_step", settings.lr_decay_step, 1)
+    check_style_layer_weights(settings.style_layer_weights, settings.style_layers)
+    if not isinstance(settings.normalize_style_layers, bool):
+        raise SettingError(f"{named('normalize_style_layers')} must be True or False, "
+                           f"not {settings.normalize_style_layers!r}")
     if not settings.content_layers and not settings.style_layers:
         raise SettingError("content_layers and style_layers are both empty: give at least one layer")
     for name, value, choices in (("optimizer", settings.optimizer, ("adam", "lbfgs")),
@@ -85,6 +90,23 @@ def check_settings(settings: Preset) -> None:
                                  ("pooling", settings.pooling, ("max", "avg"))):
         if value not in choices:
             raise SettingError(f"{name} must be {' or '.join(map(repr, choices))}, not {value!r}")
+
+
+def check_style_layer_weights(weights, style_layers) -> None:
+    """None, or one finite weight >= 0 for each of ``style_layers`` (a tuple, as
+    :meth:`Preset.with_overrides` makes a list)."""
+    if weights is None:
+        return
+    name = named("style_layer_weights")
+    if not isinstance(weights, tuple):
+        raise SettingError(f"{name} must be a list of numbers, one per style layer, not {weights!r}")
+    if len(weights) != len(style_layers):
+        raise SettingError(f"{name} has {len(weights)} weight(s) for {len(style_layers)} style "
+                           f"layer(s) ({', '.join(style_layers)}): give one per style layer")
+    for weight in weights:
+        if (isinstance(weight, bool) or not isinstance(weight, numbers.Real)
+                or not math.isfinite(weight) or weight < 0):
+            raise SettingError(f"{name} must be finite numbers >= 0, not {weight!r}")
 
 
 def check_seed(seed) -> int:

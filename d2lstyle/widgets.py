@@ -52,9 +52,10 @@ SECOND_STYLES = ("none", "swirls", "mosaic", "Hubble deep field", "the box")
 # The colour choices: transfer's preserve_colors values, labelled.
 COLOURS = (("the style's", False), ("the photo's (luminance)", "luminance"),
            ("the photo's (histogram)", "histogram"))
-# Log10 of each weight slider's range: wide enough for both presets and for the rebalanced weights
-# that notebook 05 measures for the original network (style 0.1, TV 1e4).
-WEIGHT_EXPONENTS = {"content_weight": (-3, 3), "style_weight": (-3, 6), "tv_weight": (-1, 7)}
+# Log10 of each weight slider's range: wide enough for both presets (the 'gatys' style weight of
+# 1e7 is for relative style terms) and for the rebalanced weights that notebook 05 measures for
+# the original network (style 0.1, TV 1e4).
+WEIGHT_EXPONENTS = {"content_weight": (-3, 3), "style_weight": (-3, 8), "tv_weight": (-1, 7)}
 THUMBNAIL = 160   # longest side of the content/style thumbnails, in pixels
 # The largest upload the explorer decodes. A phone's photograph is 2-6 MB; style transfer works at
 # 512 px or less, and a bigger file only travels slowly through the widget channel.

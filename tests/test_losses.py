@@ -1,4 +1,4 @@
-"""Tests for d2lstyle.losses: content_loss, gram, style_loss, tv_loss.
+"""Tests for d2lstyle.losses: content_loss, gram, style_loss, relative_style_loss, tv_loss.
 
 Inputs are small enough to check by hand; gradients are checked in float64.
 """
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.autograd import gradcheck, gradgradcheck
 
-from d2lstyle.losses import content_loss, gram, style_loss, tv_loss
+from d2lstyle.losses import content_loss, gram, gram_size, relative_style_loss, style_loss, tv_loss
 from d2lstyle.speed.gram import fast_gram
 
 
@@ -202,6 +202,51 @@ class TestStyleLoss:
         gram_Y = gram(_rand(3, 6, 7, seed=2), normalize)
         assert gradcheck(lambda Y_hat: style_loss(Y_hat, gram_Y, normalize), (Y_hat,))
         assert gradgradcheck(lambda Y_hat: style_loss(Y_hat, gram_Y, normalize), (Y_hat,))
+
+
+class TestRelativeStyleLoss:
+    def test_hand_value(self):
+        # gram(TWO_CHANNELS) = [[1.25, 2.75], [2.75, 6.25]]: its mean square is 55.75 / 4 = 13.9375,
+        # which is also the book's style loss of a zero image against it, so the ratio is 1.
+        A = gram(TWO_CHANNELS)
+        assert gram_size(A).item() == 13.9375
+        assert relative_style_loss(torch.zeros(1, 2, 1, 2), A).item() == 1.0
+
+    def test_twice_the_features(self):
+        # Doubling the features multiplies the Gram matrix by 4: ||4A - A||^2 / ||A||^2 = 9.
+        Y = _rand(1, 3, 4, 5)
+        assert relative_style_loss(2 * Y, gram(Y)).item() == pytest.approx(9.0, rel=1e-12)
+
+    @pytest.mark.parametrize("normalize", ["chw", "hw"])
+    def test_same_for_any_feature_scale_and_normalization(self, normalize):
+        # Features 255 times larger (the original VGG19 against torchvision's, roughly) make the
+        # book's style loss 255^4 times larger and leave the relative one as it was.
+        Y_hat, Y = _rand(2, 3, 4, 5, seed=1), _rand(1, 3, 6, 7, seed=2)
+        relative = relative_style_loss(Y_hat, gram(Y))
+        torch.testing.assert_close(relative_style_loss(255 * Y_hat, gram(255 * Y, normalize),
+                                                       normalize), relative)
+        torch.testing.assert_close(style_loss(255 * Y_hat, gram(255 * Y)),
+                                   style_loss(Y_hat, gram(Y)) * 255 ** 4)
+
+    def test_zero_target_is_not_divided(self):
+        Y_hat = _rand(1, 2, 3, 3)
+        zeros = torch.zeros(2, 2, dtype=torch.float64)
+        assert gram_size(zeros).item() == 1.0
+        assert torch.equal(relative_style_loss(Y_hat, zeros), style_loss(Y_hat, zeros))
+
+    def test_no_gradient_to_target(self):
+        Y_hat = _rand(1, 2, 3, 3, seed=1).requires_grad_()
+        gram_Y = gram(_rand(1, 2, 3, 3, seed=2)).requires_grad_()
+        relative_style_loss(Y_hat, gram_Y).backward()
+        assert gram_Y.grad is None
+        assert Y_hat.grad is not None
+
+    @pytest.mark.parametrize("normalize", ["chw", "hw"])
+    def test_gradcheck(self, normalize):
+        Y_hat = _rand(2, 3, 4, 5, seed=1).requires_grad_()
+        gram_Y = gram(_rand(3, 6, 7, seed=2), normalize)
+        assert gradcheck(lambda Y_hat: relative_style_loss(Y_hat, gram_Y, normalize), (Y_hat,))
+        assert gradgradcheck(lambda Y_hat: relative_style_loss(Y_hat, gram_Y, normalize), (Y_hat,))
 
 
 class TestTVLoss:

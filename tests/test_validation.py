@@ -52,6 +52,13 @@ REFUSED = [
      r"tv_weight (--tv-weight) must be a finite number >= 0, not nan"),
     (dict(seed=-1), ["--seed", "-1"],
      r"seed (--seed) must be a whole number between 0 and 9223372036854775807, not -1"),
+    (dict(style_layer_weights=[1, 1, 1, -1.0, 1]), ["--style-layer-weights=1,1,1,-1,1"],
+     r"style_layer_weights (--style-layer-weights) must be finite numbers >= 0, not -1.0"),
+    (dict(style_layer_weights=[1, 1, float("nan"), 1, 1]), ["--style-layer-weights", "1,1,nan,1,1"],
+     r"style_layer_weights (--style-layer-weights) must be finite numbers >= 0, not nan"),
+    (dict(style_layer_weights=[1.0, 1.0]), ["--style-layer-weights", "1,1"],
+     r"style_layer_weights (--style-layer-weights) has 2 weight(s) for 5 style layer(s) (relu1_1, "
+     r"relu2_1, relu3_1, relu4_1, relu5_1): give one per style layer"),
     (dict(preset="picasso"), ["--preset", "picasso"],
      r"unknown preset 'picasso' (--preset): choose one of d2l, gatys"),
     (dict(device="toaster"), ["--device", "toaster"],
@@ -86,6 +93,13 @@ def test_api_and_cli_refuse_with_the_same_line(kwargs, options, message, pair, t
     (dict(content_layers=[], style_layers=[]),
      "content_layers and style_layers are both empty: give at least one layer"),
     (dict(lr=0.0), "lr must be a finite number > 0, not 0.0"),
+    (dict(style_layer_weights=0.5), "style_layer_weights (--style-layer-weights) must be a list "
+                                    "of numbers, one per style layer, not 0.5"),
+    (dict(style_layers=["relu1_1"], style_layer_weights=[1, math.inf]),
+     "style_layer_weights (--style-layer-weights) has 2 weight(s) for 1 style layer(s) (relu1_1): "
+     "give one per style layer"),
+    (dict(normalize_style_layers="yes"),
+     "normalize_style_layers (--normalize-style-layers) must be True or False, not 'yes'"),
     (dict(optimizer="sgd"), "optimizer must be 'adam' or 'lbfgs', not 'sgd'"),
     (dict(image_shape=(30, 0)), "image_shape must be a whole number at least 1, not 0"),
     (dict(num_steps=2.5), "num_steps (--steps) must be a whole number at least 1, not 2.5"),

@@ -151,7 +151,7 @@ def test_the_preset_fills_the_knobs_and_keeps_the_size(explorer):
     assert explorer.settings() == dict(
         preset="gatys", size=48, num_steps=3, content_layers=["relu4_2"],
         style_layers=["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"],
-        content_weight=1.0, style_weight=10.0, tv_weight=10.0, style_blend=None, style_scale=1.0,
+        content_weight=1.0, style_weight=1e7, tv_weight=1e6, style_blend=None, style_scale=1.0,
         preserve_colors=False, fast=False)
     explorer.preset.value = "d2l"
     d2l = PRESETS["d2l"]
