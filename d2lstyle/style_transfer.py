@@ -201,6 +201,11 @@ def run_plan(plan: Plan, content_img, style_imgs, content_shape, style_shapes, s
             except KeyboardInterrupt:
                 stopped = f"interrupted after {len(monitor.history)} steps"
             monitor.end(X, stopped)
+            if (not last_stage and plan.line_search and stopped is not None
+                    and stopped.startswith("loss became non-finite")):
+                # A line search's trial point overflowed at a coarse level: the level ends with
+                # its best image (monitor.end put it back), and the finer levels go on from it.
+                stopped = None
             if stopped is not None:
                 break
     finally:

@@ -118,19 +118,22 @@ def texture_by_layer(net, out: Path, smoke: bool) -> None:
     layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
     row = [style]
     for k in range(1, len(layers) + 1):
+        # fast=True: L-BFGS with a line search; without one, relu1_1 alone can stall
+        # (docs/layer-weights.md, section 2)
         result = transfer(style, style, net=net, init="noise", content_layers=[],
-                          style_layers=layers[:k], content_weight=0, tv_weight=0,
-                          optimizer="lbfgs", lr=1, size=32 if smoke else 128,
-                          num_steps=2 if smoke else 100, progress=False)
+                          style_layers=layers[:k], content_weight=0, tv_weight=0, fast=True,
+                          size=32 if smoke else 128, num_steps=4 if smoke else 100,
+                          progress=False)
         row.append(result.image)
     save(grid([row], 48 if smoke else 128), out, "texture_by_layer.jpg")
 
 
 def tv_sweep(net, out: Path, smoke: bool) -> None:
-    """The same transfer with the TV weight swept: from speckle to smooth."""
+    """The same transfer with the TV weight swept, 0, 1e5, the 'gatys' preset's 1e6 and 1e7:
+    from speckle to smooth, then to blurred strokes."""
     content, style = load_image(package_image("astronaut.png")), swirls()
     row = []
-    for tv_weight in (0, 1e4, 1e5, 1e6):
+    for tv_weight in (0, 1e5, 1e6, 1e7):
         result = transfer(content, style, net=net, tv_weight=tv_weight,
                           size=48 if smoke else 160, num_steps=2 if smoke else 80, progress=False)
         row.append(result.image)
@@ -141,7 +144,9 @@ def training(net, out: Path, smoke: bool) -> None:
     """The book's loop (the 'd2l' preset) on a redistributable pair: result and loss curves."""
     import matplotlib.pyplot as plt
 
-    content, style = load_image(package_image("astronaut.png")), swirls()
+    # chelsea.png is 300x451, the 'd2l' preset's 2:3 shape: the book's fixed image_shape resizes
+    # without keeping the aspect, so a square photo would come out stretched.
+    content, style = load_image(package_image("chelsea.png")), swirls()
     # The book's loop with the weights notebook 05 measured for the original network (presets.py).
     result = transfer(content, style, preset="d2l", net=net, style_weight=0.1, tv_weight=1e4,
                       progress=False,
@@ -169,11 +174,11 @@ def original_colors(net, out: Path, smoke: bool) -> None:
         row = [content, style]
         for preserve_colors in (False, "luminance", "histogram"):
             result = transfer(content, style, net=net, preserve_colors=preserve_colors,
-                              fast=True, size=48 if smoke else 128,
+                              size=48 if smoke else 160,
                               num_steps=4 if smoke else 100, progress=False)
             row.append(result.image)
         rows.append(row)
-    save(grid(rows, 48 if smoke else 128), out, "original_colors.jpg")
+    save(grid(rows, 48 if smoke else 160), out, "original_colors.jpg")
 
 
 def style_blend(net, out: Path, smoke: bool) -> None:
@@ -183,10 +188,10 @@ def style_blend(net, out: Path, smoke: bool) -> None:
     row = [first]
     for weight in (1.0, 0.75, 0.5, 0.25, 0.0):
         result = transfer(content, [first, second], style_blend=[weight, 1 - weight], net=net,
-                          fast=True, size=48 if smoke else 128,
+                          size=48 if smoke else 160,
                           num_steps=4 if smoke else 100, progress=False)
         row.append(result.image)
-    save(grid([row + [second]], 48 if smoke else 128), out, "style_blend.jpg")
+    save(grid([row + [second]], 48 if smoke else 160), out, "style_blend.jpg")
 
 
 def style_scale(net, out: Path, smoke: bool) -> None:
@@ -196,10 +201,10 @@ def style_scale(net, out: Path, smoke: bool) -> None:
     row = [content, style]
     for scale in (0.5, 1, 2):
         result = transfer(content, style, net=net, style_scale=scale,
-                          fast=True, size=48 if smoke else 128,
+                          size=48 if smoke else 160,
                           num_steps=4 if smoke else 100, progress=False)
         row.append(result.image)
-    save(grid([row], 48 if smoke else 128), out, "style_scale.jpg")
+    save(grid([row], 48 if smoke else 160), out, "style_scale.jpg")
 
 
 FIGURES = {f.__name__: f for f in (gallery, feature_maps, content_by_layer, texture_by_layer,

@@ -93,6 +93,26 @@ def test_coarse_levels_end_when_converged_so_num_steps_is_only_a_cap(net, images
     assert generous == very_generous  # the cap did not set the work, the problem did
 
 
+def test_a_non_finite_loss_at_a_coarse_level_ends_only_that_level(net, images, monkeypatch):
+    """A line search's trial point that overflows at a coarse level must not end the whole run
+    with a coarse, blurred image: the level keeps its best image and the full size goes on."""
+    monkeypatch.setattr(d2lstyle.speed.plan, "MIN_COARSE_SIDE", 16)
+    real = d2lstyle.style_transfer.train_lbfgs
+
+    def overflowing_at_coarse_levels(X, objective, steps, monitor, tolerance):
+        if tuple(X.shape[-2:]) != SHAPE:
+            real(X, objective, 2, monitor, tolerance)  # two evaluations, then an overflow
+            return "loss became non-finite at step 2; kept the best finite image"
+        return real(X, objective, steps, monitor, tolerance)
+
+    monkeypatch.setattr(d2lstyle.style_transfer, "train_lbfgs", overflowing_at_coarse_levels)
+    result = transfer(*images, preset="d2l", net=net, image_shape=SHAPE, num_steps=8, fast=True,
+                      progress=False)
+    shapes = [tuple(r["shape"]) for r in result.history]
+    assert shapes[:2] == [(16, 24)] * 2 and shapes[-1] == SHAPE
+    assert result.stopped is None and result.tensor.shape[-2:] == SHAPE
+
+
 def test_reduced_precision_keeps_grams_and_losses_float32(net, images):
     settings = get_preset("d2l").with_overrides(image_shape=SHAPE)
     seen = []
