@@ -122,7 +122,9 @@ def test_training_lowers_the_loss(net, photos):
     totals = [record["total"] for record in history]
     assert len(history) == 12 and [r["step"] for r in history] == list(range(1, 13))
     assert all(math.isfinite(t) for t in totals)
-    assert np.mean(totals[-3:]) < 0.5 * np.mean(totals[:3]), totals
+    # a clear fall in 12 steps (about 35% with the 'gatys' preset's relative style terms)
+    assert np.mean(totals[-3:]) < 0.8 * np.mean(totals[:3]), totals
+    assert totals[-1] < min(totals[:3]), totals
     for record in history:  # the terms add up to the total
         assert record["content"] + record["style"] + record["tv"] == pytest.approx(record["total"], rel=1e-5)
     assert not any(p.requires_grad for p in model.parameters())
