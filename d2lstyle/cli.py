@@ -199,17 +199,13 @@ def check_weights(weights: str):
 def save_image(image, path: Path, fmt: str) -> None:
     """Write ``image`` to ``path`` atomically: a temporary file in the same folder, then a rename,
     so that ``path`` is either the old file or the complete new one, never a partial one."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
+    from .atomic import atomic_path
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(partial, "wb") as file:
+        with atomic_path(path) as partial, open(partial, "wb") as file:
             image.save(file, format=fmt, **SAVE_OPTIONS.get(fmt, {}))
-        os.replace(partial, path)
-    except BaseException as error:
-        partial.unlink(missing_ok=True)
-        if isinstance(error, OSError):  # name the file asked for, not the temporary one
-            raise RunError(f"{path}: cannot write ({error.strerror or error})") from error
-        raise
+    except OSError as error:  # name the file asked for, not the temporary one
+        raise RunError(f"{path}: cannot write ({error.strerror or error})") from error
 
 
 def step_path(out: Path, step: int) -> Path:
@@ -278,8 +274,10 @@ def run_model(args: argparse.Namespace, start: float) -> int:
             raise UsageError(f"{flag} is an option of the optimisation; a feed-forward --model "
                              "has no use for it (leave it out)")
     out, fmt = check_output(args.output, (args.content,))
-    if args.size is not None and args.size < 1:
-        raise UsageError(f"size (--size) must be a whole number at least 1, not {args.size}")
+    if args.size is not None:
+        from .validation import whole_number
+
+        whole_number("size", args.size, 1)
     if is_same_file(out, Path(args.model)):
         raise UsageError(f"{args.output}: is the --model file {args.model}; give another -o")
     from .devices import try_device
@@ -321,7 +319,9 @@ def report(result, out: Path, quiet: bool, seconds: float) -> int:
     if result.stopped and result.stopped.startswith("interrupted"):
         print(f"{PROG}: {result.stopped}; saved the image so far to {out}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    if result.stopped and "non-finite" in result.stopped:
+    from .loop import non_finite
+
+    if non_finite(result.stopped):
         print(f"{PROG}: warning: {result.stopped}", file=sys.stderr)
     if not quiet:
         w, h = result.image.size

@@ -17,6 +17,14 @@ import torch
 from .objective import Objective
 from .presets import Preset
 
+# How a Monitor's reason begins when the loss became non-finite (nan or inf).
+NON_FINITE = "loss became non-finite"
+
+
+def non_finite(reason: Optional[str]) -> bool:
+    """Whether a run or a stage stopped because its loss became non-finite."""
+    return reason is not None and reason.startswith(NON_FINITE)
+
 
 def make_trainer(X: torch.Tensor, settings: Preset):
     """``(trainer, scheduler)`` for the image ``X``: Adam or L-BFGS, and the book's StepLR or None."""
@@ -90,7 +98,7 @@ class Monitor:
                   "time": time.perf_counter() - self.start, "shape": self.shape}
         self.history.append(record)
         if not math.isfinite(record["total"]):
-            return f"loss became non-finite at step {step}; kept the {self.keep} finite image"
+            return f"{NON_FINITE} at step {step}; kept the {self.keep} finite image"
         if self.keep == "last" or record["total"] < self.kept_loss:
             self.kept, self.kept_loss = X.detach().clone(), record["total"]
         if self.bar is not None:
@@ -119,7 +127,7 @@ class Monitor:
         current one should not be the result (``keep="best"``, or a non-finite loss or image)."""
         if reason is not None and reason.startswith("reached loss"):
             return
-        bad = (reason or "").startswith("loss became non-finite") or not torch.isfinite(X).all()
+        bad = non_finite(reason) or not torch.isfinite(X).all()
         if self.keep == "best" or bad:
             X.data.copy_(self.kept)
 

@@ -24,7 +24,7 @@ from .colors import keep_colors, luminance, match_colors, match_luminance
 from .devices import try_device
 from .errors import DeviceMemoryError
 from .images import ImageSource, fit_longest_side, load_image, postprocess, preprocess
-from .loop import Monitor, make_trainer, train
+from .loop import Monitor, make_trainer, non_finite, train
 from .memory import check_fits, free_memory, out_of_memory_message
 from .objective import Objective
 from .presets import Preset
@@ -162,7 +162,7 @@ def transfer(content: ImageSource, style: ImageSource | Sequence[ImageSource], *
         if X is None:
             raise DeviceMemoryError(out_of_memory_message(
                 device, content_shape, layers, free_memory(device), element_size)) from None
-    if stopped is not None and stopped.startswith("loss became non-finite"):
+    if non_finite(stopped):
         warnings.warn(f"d2lstyle: {stopped} (try a smaller lr or loss weights)", RuntimeWarning,
                       stacklevel=2)
     final = X.detach().cpu()
@@ -201,8 +201,7 @@ def run_plan(plan: Plan, content_img, style_imgs, content_shape, style_shapes, s
             except KeyboardInterrupt:
                 stopped = f"interrupted after {len(monitor.history)} steps"
             monitor.end(X, stopped)
-            if (not last_stage and plan.line_search and stopped is not None
-                    and stopped.startswith("loss became non-finite")):
+            if not last_stage and plan.line_search and non_finite(stopped):
                 # A line search's trial point overflowed at a coarse level: the level ends with
                 # its best image (monitor.end put it back), and the finer levels go on from it.
                 stopped = None
@@ -222,9 +221,9 @@ def image_shapes(content: Image.Image, styles: Sequence[Image.Image], settings: 
     scale = settings.style_scale
     if settings.image_shape is not None:
         h, w = settings.image_shape
-        style_shape = (h, w) if scale == 1 else (max(1, round(h * scale)), max(1, round(w * scale)))
-        return tuple(settings.image_shape), [tuple(style_shape)] * len(styles)
-    style_size = settings.size if scale == 1 else max(1, round(settings.size * scale))
+        style_shape = (max(1, round(h * scale)), max(1, round(w * scale)))
+        return tuple(settings.image_shape), [style_shape] * len(styles)
+    style_size = max(1, round(settings.size * scale))
     return (fit_longest_side(*content.size, settings.size),
             [fit_longest_side(*style.size, style_size) for style in styles])
 

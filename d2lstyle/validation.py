@@ -41,11 +41,23 @@ def whole_number(name: str, value, low: int, high: float = math.inf) -> int:
     return int(value)
 
 
+def finite_real(value) -> bool:
+    """Whether ``value`` is a finite real number (not a bool, which Python counts as one)."""
+    return (not isinstance(value, bool) and isinstance(value, numbers.Real)
+            and math.isfinite(value))
+
+
 def non_negative(name: str, value) -> float:
     """``value`` as a finite float >= 0."""
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
-            or value < 0):
+    if not finite_real(value) or value < 0:
         raise SettingError(f"{named(name)} must be a finite number >= 0, not {value!r}")
+    return float(value)
+
+
+def positive(name: str, value) -> float:
+    """``value`` as a finite float > 0."""
+    if not finite_real(value) or value <= 0:
+        raise SettingError(f"{named(name)} must be a finite number > 0, not {value!r}")
     return float(value)
 
 
@@ -54,12 +66,6 @@ def checked_settings(preset="gatys", **overrides) -> Preset:
     settings = get_preset(preset).with_overrides(**overrides)
     check_settings(settings)
     return settings
-def positive(name: str, value) -> float:
-    """``value`` as a finite float > 0."""
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
-            or value <= 0):
-        raise SettingError(f"{named(name)} must be a finite number > 0, not {value!r}")
-    return float(value)
 
 
 def check_settings(settings: Preset) -> None:
@@ -104,8 +110,7 @@ def check_style_layer_weights(weights, style_layers) -> None:
         raise SettingError(f"{name} has {len(weights)} weight(s) for {len(style_layers)} style "
                            f"layer(s) ({', '.join(style_layers)}): give one per style layer")
     for weight in weights:
-        if (isinstance(weight, bool) or not isinstance(weight, numbers.Real)
-                or not math.isfinite(weight) or weight < 0):
+        if not finite_real(weight) or weight < 0:
             raise SettingError(f"{name} must be finite numbers >= 0, not {weight!r}")
 
 
@@ -139,6 +144,8 @@ def check_sizes(shapes, layers) -> None:
                 f"{name}, resized to {w}x{h} pixels, is too small for layer "
                 f"{layer_name(max(map(layer_index, layers)))}: each side needs at least "
                 f"{min_side(layers)} pixels; use a larger size or image_shape")
+
+
 def check_style_blend(style_blend, num_styles: int) -> tuple[float, ...]:
     """One finite weight >= 0 per style image, not all 0, normalised to sum 1; None gives equal
     weights."""
@@ -157,8 +164,7 @@ def check_style_blend(style_blend, num_styles: int) -> tuple[float, ...]:
         raise SettingError(f"{named('style_blend')} has {len(weights)} weight(s) for {num_styles} "
                            f"style image(s): give one weight per style image")
     for weight in weights:
-        if (isinstance(weight, bool) or not isinstance(weight, numbers.Real)
-                or not math.isfinite(weight) or weight < 0):
+        if not finite_real(weight) or weight < 0:
             raise SettingError(f"{named('style_blend')} weights must be finite numbers >= 0, "
                                f"not {weight!r}")
     total = math.fsum(weights)

@@ -209,6 +209,7 @@ class Explorer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pair_cache: dict[str, tuple[Image.Image, Image.Image]] = {}
+        self._second_cache: dict[str, Image.Image] = {}  # the built-in second styles, by name
         # The user's own images (uploaded, or from a path or URL), each replacing one of the pair's.
         self._own: dict[str, Image.Image | None] = {"content": None, "style": None, "second": None}
 
@@ -337,9 +338,9 @@ class Explorer:
                 raise ImageLoadError("2nd style: load an image with the box and "
                                      "\"use as 2nd style\" first")
             return first + [self._own["second"]]
-        if choice not in self._pair_cache:
-            self._pair_cache[choice] = (None, load_second_style(choice))
-        return first + [self._pair_cache[choice][1]]
+        if choice not in self._second_cache:
+            self._second_cache[choice] = load_second_style(choice)
+        return first + [self._second_cache[choice]]
 
     def _second_changed(self) -> None:
         self.blend.disabled = self.second_style.value == "none"

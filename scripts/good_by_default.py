@@ -53,7 +53,7 @@ def gatys_objective(net, content, style, X, size) -> float:
 
 
 def timed(function):
-    """``(result, wall seconds)``; the process's CPU seconds are printed by the callers too."""
+    """``(result, wall seconds)``: part 2's timer; part 1 also counts CPU seconds (:func:`cpu_timed`)."""
     start = time.perf_counter()
     result = function()
     return result, time.perf_counter() - start

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import atomic_path
 from ..errors import ModelError
 from .network import Architecture, TransformNet
 
@@ -35,14 +36,9 @@ def save(model: TransformNet, path: str | os.PathLike, *, half: bool = True, **r
     state = {key: value.detach().cpu().half() if half and value.is_floating_point()
              else value.detach().cpu() for key, value in model.state_dict().items()}
     path = Path(path)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as partial:
         torch.save({"format": FORMAT, "architecture": model.architecture.as_dict(),
                     "state_dict": state, "record": record}, partial)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
     return path
 
 

@@ -26,15 +26,15 @@ import torch
 from PIL import Image
 from torch import nn
 
+from ..atomic import atomic_path
 from ..devices import try_device
 from ..errors import SettingError
 from ..features import extract_features
 from ..images import fit_longest_side, load_image, preprocess
 from ..losses import gram
 from ..objective import compute_loss
-from ..presets import get_preset
 from ..style_transfer import on_device
-from ..validation import check_seed, check_sizes, non_negative, positive, whole_number
+from ..validation import check_seed, check_sizes, checked_settings, positive, whole_number
 from ..vgg import IMAGENET_MEAN, IMAGENET_STD, layer_index, min_side, truncate, vgg19
 from .network import Architecture, TransformNet
 from .photos import RandomCrops, get_photos
@@ -76,16 +76,14 @@ def train(style, photos="builtin", *, size: int = 256, steps: int = 1000, batch_
     weighted terms ``content``, ``style``, ``tv``, ``total`` (means over the batch), ``step``
     and ``time`` (seconds of training so far).
     """
-    settings = get_preset(preset).with_overrides(content_weight=content_weight,
-                                                 style_weight=style_weight, tv_weight=tv_weight)
+    settings = checked_settings(preset, content_weight=content_weight, style_weight=style_weight,
+                                tv_weight=tv_weight)
     layers = settings.content_layers + settings.style_layers
     size = whole_number("size", size, min_side(layers))
     steps = whole_number("steps", steps, 1)
     batch_size = whole_number("batch_size", batch_size, 1)
     checkpoint_every = whole_number("checkpoint_every", checkpoint_every, 1)
     positive("lr", lr)
-    for name in ("content_weight", "style_weight", "tv_weight"):
-        non_negative(name, getattr(settings, name))
     seed = check_seed(seed)
     style_size = size if style_size is None else whole_number("style_size", style_size,
                                                               min_side(layers))
@@ -182,17 +180,11 @@ def image_digest(img: Image.Image) -> str:
 def save_checkpoint(path, config: dict, step: int, model: nn.Module, optimizer, generator,
                     history: list) -> None:
     """Everything needed to carry on at ``step``, written atomically to ``path``."""
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
     state = {"format": CHECKPOINT_FORMAT, "config": config, "step": step,
              "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "generator": generator.get_state(), "history": history}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as partial:
         torch.save(state, partial)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def load_checkpoint(path, config: dict, model: nn.Module, optimizer, generator):
