@@ -261,8 +261,10 @@ def run(args: argparse.Namespace) -> int:
 NOT_FOR_MODELS = (("preset", "--preset", "gatys"), ("steps", "--steps", None),
                   ("weights", "--weights", "original"), ("content_weight", "--content-weight", None),
                   ("style_weight", "--style-weight", None), ("tv_weight", "--tv-weight", None),
+                  ("style_layer_weights", "--style-layer-weights", None),
+                  ("normalize_style_layers", "--normalize-style-layers", None),
                   ("style_blend", "--style-blend", None), ("style_scale", "--style-scale", None),
-                  ("preserve_colors", "--original-colors", None),
+                  ("preserve_colors", "--original-colors/--histogram-colors", None),
                   ("save_every", "--save-every", None), ("fast", "--fast", False))
 
 

@@ -282,6 +282,9 @@ def test_cli_model_happy_path(capsys, tmp_path, model_file):
     (["STYLE"], 2, ["either STYLE", "--model"]),
     (["--steps", "3"], 2, ["--steps", "optimisation"]),
     (["--fast"], 2, ["--fast"]),
+    (["--histogram-colors"], 2, ["--histogram-colors", "optimisation"]),
+    (["--style-layer-weights", "1,1,1,1,1"], 2, ["--style-layer-weights", "optimisation"]),
+    (["--no-normalize-style-layers"], 2, ["--normalize-style-layers", "optimisation"]),
     (["--size", "0"], 2, ["--size"]),
 ])
 def test_cli_model_bad_options(capsys, tmp_path, model_file, extra, status, culprits):
