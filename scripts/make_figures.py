@@ -207,8 +207,31 @@ def style_scale(net, out: Path, smoke: bool) -> None:
     save(grid([row], 48 if smoke else 160), out, "style_scale.jpg")
 
 
+def feedforward(net, out: Path, smoke: bool) -> None:
+    """The shipped feed-forward models on the two photos they never saw: photo | one
+    forward pass of pretrained('swirls') | of pretrained('mosaic'), each 320 px tall. Smoke mode: untrained tiny
+    networks, since the shipped models may be missing where the script is only checked."""
+    from d2lstyle import feedforward as ff
+
+    row_height = 64 if smoke else 320
+    models = {}
+    for name in ("swirls", "mosaic"):
+        if smoke:
+            torch.manual_seed(0)
+            models[name] = ff.TransformNet(ff.Architecture(widths=(4, 8, 8), blocks=1)).eval()
+        else:
+            models[name] = ff.pretrained(name)
+    rows = []
+    for photo_name in ff.HELD_OUT:
+        photo = load_image(package_image(photo_name))
+        longest = round(row_height * max(photo.size) / photo.height)  # the result is row_height tall
+        rows.append([photo] + [ff.stylize(photo, model, size=longest) for model in models.values()])
+    save(grid(rows, row_height), out, "feedforward.jpg")
+
+
 FIGURES = {f.__name__: f for f in (gallery, feature_maps, content_by_layer, texture_by_layer,
-                                   tv_sweep, training, original_colors, style_blend, style_scale)}
+                                   tv_sweep, training, original_colors, style_blend, style_scale,
+                                   feedforward)}
 
 
 def main(argv=None) -> int:

@@ -233,6 +233,63 @@ def test_shipped_models_load(name):
     assert stylize(noise(21, 15), model).size == (21, 15)
 
 
+def shipped(name):
+    if name not in available():
+        pytest.skip(f"the {name} model has not been trained and shipped yet (docs/feedforward.md)")
+    from d2lstyle.feedforward.models import models_folder
+
+    return models_folder() / f"{name}.pt"
+
+
+@pytest.mark.parametrize("name", ["swirls", "mosaic"])
+def test_shipped_models_carry_their_record(name):
+    path = shipped(name)
+    assert path.stat().st_size <= 5 * 10**6  # the issue's limit, 5 MB
+    record = json.loads(path.with_suffix(".json").read_text())
+    assert pretrained(name).record == record  # the .json is the record inside the .pt
+    assert record["command"].startswith(f"python -m d2lstyle.feedforward train {name} builtin ")
+    assert f"--seed {record['seed']}" in record["command"]
+    assert record["style"].startswith(f"d2lstyle.patterns.{name}()")
+    assert record["licence"] == "CC0"
+    assert all(math.isfinite(record["final_loss"][term]) for term in ("content", "style", "total"))
+
+
+@pytest.fixture(scope="module")
+def original_net():
+    from d2lstyle import vgg19
+
+    return vgg19("original")
+
+
+@pytest.mark.parametrize("name", ["swirls", "mosaic"])
+def test_shipped_models_keep_held_out_photos_and_paint_the_style(name, original_net):
+    """On the two photos it never saw, at 213x320 (the size it was trained for), a shipped model's
+    result is in the style (its 'gatys' style term is a fraction of the photo's own) and keeps its
+    photo (its content term against that photo is lower than against the other held-out photo)."""
+    import d2lstyle
+    from d2lstyle import get_preset, patterns
+    from d2lstyle.images import crop_to_aspect, fit_longest_side
+
+    model, style, shape = pretrained(shipped(name).stem), getattr(patterns, name)(), (213, 320)
+    photos = {photo: crop_to_aspect(d2lstyle.load_image(package_image(photo)), 320 / 213)
+              .resize(shape[::-1], Image.LANCZOS) for photo in HELD_OUT}
+
+    def terms(img, photo):
+        objective = d2lstyle.Objective(original_net, photos[photo], style, shape,
+                                       fit_longest_side(*style.size, 320), get_preset("gatys"),
+                                       torch.device("cpu"))
+        X = preprocess(img, shape)
+        with torch.no_grad():
+            contents_l, styles_l, _, _ = objective.compute_loss(X, *objective.extract_features(X))
+        return float(sum(contents_l)), float(sum(styles_l))
+
+    for photo, other in (HELD_OUT, HELD_OUT[::-1]):
+        result = stylize(photos[photo], model)
+        content, style_term = terms(result, photo)
+        assert style_term < terms(photos[photo], photo)[1] / 4
+        assert content < terms(result, other)[0]
+
+
 def test_stylize_sizes_and_leaves_the_model_alone(tmp_path):
     torch.manual_seed(0)
     model = TransformNet(TINY)

@@ -16,10 +16,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_make_figures_smoke(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_figures.py"), "--smoke",
-                           "--out", str(tmp_path), "feature_maps", "training"],
+                           "--out", str(tmp_path), "feature_maps", "training", "feedforward"],
                           capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["feature_maps.png", "training.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["feature_maps.png", "feedforward.jpg",
+                                                        "training.png"]
     for path in tmp_path.iterdir():
         with Image.open(path) as img:
             assert min(img.size) > 100
