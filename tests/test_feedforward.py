@@ -264,8 +264,10 @@ def original_net():
 @pytest.mark.parametrize("name", ["swirls", "mosaic"])
 def test_shipped_models_keep_held_out_photos_and_paint_the_style(name, original_net):
     """On the two photos it never saw, at 213x320 (the size it was trained for), a shipped model's
-    result is in the style (its 'gatys' style term is a fraction of the photo's own) and keeps its
-    photo (its content term against that photo is lower than against the other held-out photo)."""
+    result is in the style (its 'gatys' style term is under a third of the photo's own) and keeps
+    its photo: against that photo, its content term is at least 15% below that of the other
+    photo's result. (A network that paints the texture and ignores the photo, as the first
+    attempts at the style weight 1e7 did, gets 1-11% below; docs/feedforward.md.)"""
     import d2lstyle
     from d2lstyle import get_preset, patterns
     from d2lstyle.images import crop_to_aspect, fit_longest_side
@@ -283,11 +285,11 @@ def test_shipped_models_keep_held_out_photos_and_paint_the_style(name, original_
             contents_l, styles_l, _, _ = objective.compute_loss(X, *objective.extract_features(X))
         return float(sum(contents_l)), float(sum(styles_l))
 
+    results = {photo: stylize(img, model) for photo, img in photos.items()}
     for photo, other in (HELD_OUT, HELD_OUT[::-1]):
-        result = stylize(photos[photo], model)
-        content, style_term = terms(result, photo)
-        assert style_term < terms(photos[photo], photo)[1] / 4
-        assert content < terms(result, other)[0]
+        content, style_term = terms(results[photo], photo)
+        assert style_term < terms(photos[photo], photo)[1] / 3
+        assert content < 0.85 * terms(results[other], photo)[0]  # both against this photo
 
 
 def test_stylize_sizes_and_leaves_the_model_alone(tmp_path):
