@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     for term in ("content", "style", "tv"):
         train.add_argument(f"--{term}-weight", type=number(float), metavar="W",
                            help=f"weight of the {term} loss (default: the 'gatys' preset's"
-                                + ("; the shipped models use a tenth of it, 1e6, so that the photo "
+                                + ("; the shipped models use 1e6 and 4e5, less, so that the photo "
                                    "shows: docs/feedforward.md)" if term == "style" else ")"))
     train.add_argument("--checkpoint", metavar="PATH",
                        help="checkpoint file (default: MODEL with the suffix .ckpt)")
