@@ -226,9 +226,7 @@ def test_pretrained_unknown_name_is_one_line_listing_the_names():
 
 @pytest.mark.parametrize("name", ["swirls", "mosaic"])
 def test_shipped_models_load(name):
-    if name not in available():
-        pytest.skip(f"the {name} model has not been trained and shipped yet (docs/feedforward.md)")
-    model = pretrained(name)
+    model = pretrained(shipped(name).stem)
     assert model.record["seed"] is not None and model.record["steps"] > 0
     assert stylize(noise(21, 15), model).size == (21, 15)
 
